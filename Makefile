@@ -1,0 +1,53 @@
+# Hearth developer entry points. `make` (or `make help`) lists the targets.
+
+CARGO ?= cargo
+# Keep build output outside the clone so fresh clones (e.g. CI) reuse it.
+export CARGO_TARGET_DIR ?= $(if $(HOME),$(HOME)/.cache/hearth/target,$(CURDIR)/target)
+BUF := .tools/node_modules/.bin/buf
+DEPS := bash scripts/ensure-deps.sh
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help deps build run test lint fmt bench clean-data
+
+help: ## Show this help
+	@echo "usage: make <target> [ARGS=...]"
+	@echo
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | \
+	  awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
+
+deps: ## Install missing system tools (Postgres, nats-server, C compiler)
+	@$(DEPS)
+
+build: ## Build the whole workspace (all targets)
+	@$(DEPS)
+	$(CARGO) build --workspace --all-targets
+
+run: ## Run everything locally with demo data (Ctrl-C stops); extra flags via ARGS=
+	@$(DEPS) --with-buf
+	$(CARGO) build -p referrals -p hearth-dev
+	exec $(CARGO) run -q -p hearth-dev -- run $(ARGS)
+
+test: ## Run all tests (they start their own private Postgres and NATS)
+	@$(DEPS)
+	RUST_BACKTRACE=1 $(CARGO) test --workspace --all-targets
+
+lint: ## Check formatting, lint protos with buf, run clippy with -D warnings
+	@$(DEPS) --with-buf --with-lint-tools
+	$(CARGO) fmt --all -- --check
+	cd proto && ../$(BUF) lint
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format all Rust code
+	$(CARGO) fmt --all
+
+bench: ## Run the benchmark (release build); extra flags via ARGS=
+	@$(DEPS)
+	exec $(CARGO) run --release -q -p hearth-dev -- bench $(ARGS)
+
+clean-data: ## Delete local run data in .hearth/
+	@if [ -e .hearth ]; then \
+	  rm -rf .hearth 2>/dev/null || \
+	  { [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo rm -rf .hearth; } || \
+	  { echo "could not remove .hearth/ (files owned by another user?)" >&2; exit 1; }; \
+	fi

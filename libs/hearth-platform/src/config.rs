@@ -1,0 +1,229 @@
+//! Typed configuration from `HEARTH_*` environment variables, read and validated once
+//! at start. Every error names the variable, so a bad deployment fails fast and says
+//! what to fix. Secrets are wrapped in [`Secret`] so they never reach a log.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A configuration variable that is missing or malformed.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: String,
+    pub problem: String,
+}
+
+/// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+    /// The wrapped value. Call only where it is used, never to log.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Reads variables from a source (the process environment, or a map in tests).
+pub struct Env<F: Fn(&str) -> Option<String>> {
+    get: F,
+}
+
+impl Env<fn(&str) -> Option<String>> {
+    /// The process environment.
+    pub fn process() -> Self {
+        Env {
+            get: |k| std::env::var(k).ok(),
+        }
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    pub fn from_fn(get: F) -> Self {
+        Env { get }
+    }
+
+    fn raw(&self, var: &str) -> Option<String> {
+        (self.get)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn required(&self, var: &str) -> Result<String, ConfigError> {
+        self.raw(var).ok_or_else(|| ConfigError {
+            var: var.into(),
+            problem: "is required but not set".into(),
+        })
+    }
+
+    pub fn optional(&self, var: &str) -> Option<String> {
+        self.raw(var)
+    }
+
+    pub fn or(&self, var: &str, default: &str) -> String {
+        self.raw(var).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// Parses the variable if set, else returns `default`.
+    pub fn parse_or<T: FromStr>(&self, var: &str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.raw(var) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError {
+                var: var.into(),
+                problem: format!("cannot parse {v:?}: {e}"),
+            }),
+        }
+    }
+
+    /// A duration given in milliseconds.
+    pub fn millis_or(&self, var: &str, default: Duration) -> Result<Duration, ConfigError> {
+        let ms: u64 = self.parse_or(var, default.as_millis() as u64)?;
+        Ok(Duration::from_millis(ms))
+    }
+
+    /// A whole number in `min..=max`.
+    pub fn bounded_or(&self, var: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+        let n: u64 = self.parse_or(var, default)?;
+        if n < min || n > max {
+            return Err(ConfigError {
+                var: var.into(),
+                problem: format!("must be between {min} and {max}, got {n}"),
+            });
+        }
+        Ok(n)
+    }
+}
+
+/// What every Hearth gRPC service needs to run.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// `HEARTH_GRPC_ADDR`: where to listen.
+    pub grpc_addr: SocketAddr,
+    /// `HEARTH_DATABASE_URL` (required).
+    pub database_url: Secret<String>,
+    /// `HEARTH_DATABASE_MAX_CONNECTIONS` (default 16).
+    pub database_max_connections: u32,
+    /// `HEARTH_NATS_URL` (default `nats://127.0.0.1:4222`).
+    pub nats_url: String,
+    /// `HEARTH_AUTH_*`: how bearer tokens are verified.
+    pub auth: AuthConfig,
+    /// `HEARTH_REQUEST_TIMEOUT_MS` (default 10000).
+    pub request_timeout: Duration,
+    /// `HEARTH_MAX_CONCURRENT_REQUESTS` (default 256): beyond this, calls are shed with
+    /// RESOURCE_EXHAUSTED rather than queued.
+    pub max_concurrent_requests: usize,
+    /// `HEARTH_MAX_MESSAGE_BYTES` (default 4 MiB), both directions.
+    pub max_message_bytes: usize,
+    /// `HEARTH_SHUTDOWN_DRAIN_MS` (default 0): how long to report NOT_SERVING before
+    /// refusing new calls, so load balancers stop routing first.
+    pub shutdown_drain: Duration,
+    /// `HEARTH_RELAY_BATCH_SIZE` (default 256).
+    pub relay_batch_size: i64,
+    /// `HEARTH_RELAY_POLL_MS` (default 1000): the safety-net poll when no NOTIFY arrives.
+    pub relay_poll: Duration,
+}
+
+/// Bearer-token verification settings.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `HEARTH_AUTH_ISSUER` (required): the `iss` every token must carry.
+    pub issuer: String,
+    /// `HEARTH_AUTH_AUDIENCE` (required): the `aud` every token must carry.
+    pub audience: String,
+    /// `HEARTH_AUTH_PUBLIC_KEYS` (required): comma-separated paths to Ed25519 public keys
+    /// in PEM. A key's id (`kid`) is its file name without extension.
+    pub public_key_files: Vec<PathBuf>,
+}
+
+impl ServiceConfig {
+    /// Reads the configuration; `default_port` is the service's own default gRPC port.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>, default_port: u16) -> Result<Self, ConfigError> {
+        let grpc_addr = env.parse_or("HEARTH_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], default_port)))?;
+        let database_url = env.required("HEARTH_DATABASE_URL")?;
+        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
+            return Err(ConfigError {
+                var: "HEARTH_DATABASE_URL".into(),
+                problem: "must be a postgres:// URL".into(),
+            });
+        }
+        let nats_url = env.or("HEARTH_NATS_URL", "nats://127.0.0.1:4222");
+        let auth = AuthConfig {
+            issuer: env.required("HEARTH_AUTH_ISSUER")?,
+            audience: env.required("HEARTH_AUTH_AUDIENCE")?,
+            public_key_files: env
+                .required("HEARTH_AUTH_PUBLIC_KEYS")?
+                .split(',')
+                .map(|s| PathBuf::from(s.trim()))
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect(),
+        };
+        Ok(ServiceConfig {
+            grpc_addr,
+            database_url: Secret::new(database_url),
+            database_max_connections: env.bounded_or("HEARTH_DATABASE_MAX_CONNECTIONS", 16, 1, 1000)? as u32,
+            nats_url,
+            auth,
+            request_timeout: env.millis_or("HEARTH_REQUEST_TIMEOUT_MS", Duration::from_secs(10))?,
+            max_concurrent_requests: env.bounded_or("HEARTH_MAX_CONCURRENT_REQUESTS", 256, 1, 100_000)? as usize,
+            max_message_bytes: env.bounded_or("HEARTH_MAX_MESSAGE_BYTES", 4 << 20, 1024, 64 << 20)? as usize,
+            shutdown_drain: env.millis_or("HEARTH_SHUTDOWN_DRAIN_MS", Duration::ZERO)?,
+            relay_batch_size: env.bounded_or("HEARTH_RELAY_BATCH_SIZE", 256, 1, 10_000)? as i64,
+            relay_poll: env.millis_or("HEARTH_RELAY_POLL_MS", Duration::from_millis(1000))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Env::from_fn(move |k| map.get(k).cloned())
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("HEARTH_DATABASE_URL", "postgres://u:pw@localhost/db"),
+        ("HEARTH_AUTH_ISSUER", "iss"),
+        ("HEARTH_AUTH_AUDIENCE", "aud"),
+        ("HEARTH_AUTH_PUBLIC_KEYS", "/keys/a.pem, /keys/b.pem"),
+    ];
+
+    #[test]
+    fn defaults_apply_and_secrets_do_not_print() {
+        let cfg = ServiceConfig::from_env(&env(BASE), 50051).unwrap();
+        assert_eq!(cfg.grpc_addr.port(), 50051);
+        assert_eq!(cfg.auth.public_key_files.len(), 2);
+        assert_eq!(cfg.request_timeout, Duration::from_secs(10));
+        let printed = format!("{cfg:?}");
+        assert!(!printed.contains("pw@"), "{printed}");
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let err = ServiceConfig::from_env(&env(&BASE[1..]), 1).unwrap_err();
+        assert_eq!(err.var, "HEARTH_DATABASE_URL");
+        let mut bad = BASE.to_vec();
+        bad.push(("HEARTH_MAX_CONCURRENT_REQUESTS", "lots"));
+        let err = ServiceConfig::from_env(&env(&bad), 1).unwrap_err();
+        assert_eq!(err.var, "HEARTH_MAX_CONCURRENT_REQUESTS");
+        let mut bad = BASE.to_vec();
+        bad.push(("HEARTH_DATABASE_MAX_CONNECTIONS", "0"));
+        let err = ServiceConfig::from_env(&env(&bad), 1).unwrap_err();
+        assert!(err.to_string().contains("between 1 and 1000"), "{err}");
+    }
+}

@@ -1,0 +1,83 @@
+//! The Postgres pool and migrations. Each service owns one schema; its connections put
+//! that schema first on the `search_path`, so its migrations table (`_sqlx_migrations`)
+//! lives in its own schema too, and no service can trip over another's history.
+//! Service SQL is still written schema-qualified.
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::config::Secret;
+
+/// A schema name that is safe to splice into SQL: lowercase letters, digits and `_`.
+pub fn check_schema_name(schema: &str) -> &str {
+    assert!(
+        !schema.is_empty()
+            && schema.len() <= 48
+            && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !schema.starts_with(|c: char| c.is_ascii_digit()),
+        "schema name {schema:?} must be a plain lowercase identifier"
+    );
+    schema
+}
+
+/// Connects a pool whose sessions use `schema` first, retrying for up to `patience` so
+/// that a service started beside its database waits for it.
+pub async fn connect(
+    url: &Secret<String>,
+    schema: &str,
+    max_connections: u32,
+    patience: Duration,
+) -> Result<PgPool, sqlx::Error> {
+    let schema = check_schema_name(schema);
+    let options: PgConnectOptions = url
+        .expose()
+        .parse::<PgConnectOptions>()?
+        .options([("search_path", format!("{schema},public"))])
+        .application_name(schema);
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let attempt = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.clone())
+            .await;
+        match attempt {
+            Ok(pool) => return Ok(pool),
+            Err(err) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %err, "database not ready; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Creates the service's schema and the shared tables (outbox, inbox, dead letters),
+/// then applies the service's own migrations. Safe to run from several replicas at once:
+/// sqlx takes an advisory lock, and the shared DDL is guarded by one too.
+pub async fn migrate(pool: &PgPool, schema: &str, migrator: &Migrator) -> Result<(), sqlx::migrate::MigrateError> {
+    let schema = check_schema_name(schema);
+    let mut conn = pool.acquire().await?;
+    let lock_key = format!("hearth.migrate.{schema}");
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+        .bind(&lock_key)
+        .execute(&mut *conn)
+        .await?;
+    let result = async {
+        for stmt in crate::outbox::schema_sql(schema)
+            .into_iter()
+            .chain(crate::inbox::schema_sql(schema))
+        {
+            sqlx::raw_sql(&stmt).execute(&mut *conn).await?;
+        }
+        migrator.run(&mut *conn).await
+    }
+    .await;
+    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(&lock_key)
+        .execute(&mut *conn)
+        .await?;
+    result
+}

@@ -1,0 +1,383 @@
+//! The inbox: consuming another service's events exactly once in effect.
+//!
+//! A durable JetStream pull consumer delivers at least once. For each message, the
+//! handler's effect and an inbox row (consumer, event id) are written in one Postgres
+//! transaction; the message is acknowledged only after that commits. A redelivered
+//! message finds its inbox row and is acknowledged without a second effect. A transient
+//! failure is `nak`ed with a growing delay; a poison message (or one that has failed
+//! `max_deliver` times) is written to the dead-letter table and terminated, and the
+//! rest keep flowing.
+//!
+//! To replay a stream from the start (to rebuild a read model), clear the read model
+//! and call [`reset_in_tx`] in one transaction, then [`delete_consumer`]; the next
+//! [`Inbox::run`] recreates the durable consumer at the start of the stream.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::context::Context as JetStream;
+use futures::StreamExt;
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::db::check_schema_name;
+use crate::events::Event;
+
+/// The DDL of the inbox and dead-letter tables in `schema`.
+pub fn schema_sql(schema: &str) -> Vec<String> {
+    let s = check_schema_name(schema);
+    vec![
+        format!("CREATE SCHEMA IF NOT EXISTS {s}"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}.inbox (
+                consumer     text NOT NULL,
+                event_id     uuid NOT NULL,
+                subject      text NOT NULL,
+                processed_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (consumer, event_id)
+            )"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}.dead_letters (
+                id          bigserial PRIMARY KEY,
+                consumer    text NOT NULL,
+                event_id    text,
+                subject     text NOT NULL,
+                headers     jsonb NOT NULL,
+                payload     bytea NOT NULL,
+                error       text NOT NULL,
+                deliveries  bigint NOT NULL,
+                created_at  timestamptz NOT NULL DEFAULT now()
+            )"
+        ),
+    ]
+}
+
+/// How a handler failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Worth retrying later (a database hiccup, a dependency down).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will never succeed (undecodable payload, impossible data): dead-letter it.
+    #[error("poison: {0}")]
+    Poison(String),
+}
+
+impl From<sqlx::Error> for HandleError {
+    fn from(err: sqlx::Error) -> Self {
+        HandleError::Transient(err.to_string())
+    }
+}
+
+/// Applies one event's effect inside the given transaction. Must not commit it.
+pub trait Handler: Send + Sync + 'static {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Postgres>,
+        event: &'a Event,
+    ) -> impl Future<Output = Result<(), HandleError>> + Send + 'a;
+}
+
+/// Which stream to read and how.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// The stream, e.g. `REFERRALS`.
+    pub stream: String,
+    /// Durable consumer name, also the inbox's `consumer` column, e.g. `assessments`.
+    pub durable: String,
+    /// Subjects to receive, e.g. `hearth.referrals.v1.>`. One filter: nats-server 2.9
+    /// ignores the multi-filter form.
+    pub filter_subject: String,
+    /// Deliveries before a failing message is dead-lettered.
+    pub max_deliver: i64,
+    /// How long the server waits for an ack before redelivering.
+    pub ack_wait: Duration,
+    /// First `nak` delay; doubles per delivery up to `max_retry_delay`.
+    pub retry_delay: Duration,
+    pub max_retry_delay: Duration,
+}
+
+impl ConsumerSpec {
+    pub fn new(stream: &str, durable: &str, filter_subject: &str) -> Self {
+        ConsumerSpec {
+            stream: stream.into(),
+            durable: durable.into(),
+            filter_subject: filter_subject.into(),
+            max_deliver: 8,
+            ack_wait: Duration::from_secs(30),
+            retry_delay: Duration::from_millis(500),
+            max_retry_delay: Duration::from_secs(60),
+        }
+    }
+
+    fn nak_delay(&self, delivered: i64) -> Duration {
+        let exp = delivered.clamp(1, 20) as u32 - 1;
+        self.retry_delay.saturating_mul(1 << exp.min(16)).min(self.max_retry_delay)
+    }
+}
+
+/// What applying one message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The effect committed now.
+    Done,
+    /// The event was already processed; nothing changed.
+    Duplicate,
+    /// Failed; will be retried.
+    Retry(String),
+    /// Written to the dead-letter table.
+    DeadLettered(String),
+}
+
+/// A consumer of one stream into one service schema.
+pub struct Inbox<H> {
+    pool: PgPool,
+    js: JetStream,
+    spec: ConsumerSpec,
+    handler: H,
+    insert_sql: String,
+    dead_letter_sql: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    #[error("nats: {0}")]
+    Nats(String),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("consumer {durable}: server kept filter {got:?}, wanted {wanted:?}")]
+    FilterDropped { durable: String, wanted: String, got: String },
+}
+
+fn nats_err(e: impl std::fmt::Display) -> InboxError {
+    InboxError::Nats(e.to_string())
+}
+
+impl<H: Handler> Inbox<H> {
+    pub fn new(pool: PgPool, js: JetStream, schema: &'static str, spec: ConsumerSpec, handler: H) -> Self {
+        let s = check_schema_name(schema);
+        Inbox {
+            pool,
+            js,
+            spec,
+            handler,
+            insert_sql: format!(
+                "INSERT INTO {s}.inbox (consumer, event_id, subject) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+            ),
+            dead_letter_sql: format!(
+                "INSERT INTO {s}.dead_letters (consumer, event_id, subject, headers, payload, error, deliveries)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            ),
+        }
+    }
+
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// Creates (or opens) the durable consumer and checks that the server kept its
+    /// configuration.
+    pub async fn consumer(&self) -> Result<PullConsumer, InboxError> {
+        let stream = self.js.get_stream(&self.spec.stream).await.map_err(nats_err)?;
+        let mut consumer: PullConsumer = stream
+            .get_or_create_consumer(
+                &self.spec.durable,
+                pull::Config {
+                    durable_name: Some(self.spec.durable.clone()),
+                    filter_subject: self.spec.filter_subject.clone(),
+                    ack_policy: AckPolicy::Explicit,
+                    deliver_policy: DeliverPolicy::All,
+                    ack_wait: self.spec.ack_wait,
+                    max_deliver: self.spec.max_deliver,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(nats_err)?;
+        let info = consumer.info().await.map_err(nats_err)?;
+        if info.config.filter_subject != self.spec.filter_subject {
+            return Err(InboxError::FilterDropped {
+                durable: self.spec.durable.clone(),
+                wanted: self.spec.filter_subject.clone(),
+                got: info.config.filter_subject.clone(),
+            });
+        }
+        Ok(consumer)
+    }
+
+    /// Consumes until `cancel` fires, reconnecting after errors.
+    pub async fn run(&self, cancel: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        while !cancel.is_cancelled() {
+            match self.consume(&cancel).await {
+                Ok(()) => return,
+                Err(err) => {
+                    tracing::warn!(consumer = %self.spec.durable, error = %err, "inbox interrupted; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn consume(&self, cancel: &CancellationToken) -> Result<(), InboxError> {
+        let consumer = self.consumer().await?;
+        let mut messages = consumer.messages().await.map_err(nats_err)?;
+        loop {
+            let next = tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                m = messages.next() => m,
+            };
+            let Some(msg) = next else {
+                return Err(InboxError::Nats("message stream ended".into()));
+            };
+            let msg = msg.map_err(nats_err)?;
+            self.process(&msg).await?;
+        }
+    }
+
+    /// Applies then settles one message (ack, nak or term).
+    pub async fn process(&self, msg: &jetstream::Message) -> Result<Applied, InboxError> {
+        let applied = self.apply(msg).await?;
+        let kind = match &applied {
+            Applied::Done | Applied::Duplicate => AckKind::Ack,
+            Applied::Retry(_) => {
+                let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+                AckKind::Nak(Some(self.spec.nak_delay(delivered)))
+            }
+            Applied::DeadLettered(_) => AckKind::Term,
+        };
+        // If the ack is lost the message comes back and is recognised as a duplicate.
+        msg.ack_with(kind).await.map_err(nats_err)?;
+        Ok(applied)
+    }
+
+    /// Applies one message's effect (or recognises it as already applied) and commits,
+    /// without acknowledging it. [`Inbox::process`] is this followed by the ack.
+    pub async fn apply(&self, msg: &jetstream::Message) -> Result<Applied, InboxError> {
+        let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+        let event = match Event::from_message(msg) {
+            Ok(ev) => ev,
+            Err(err) => return self.dead_letter(msg, None, &err.to_string(), delivered).await,
+        };
+        let span = tracing::info_span!(
+            "consume",
+            otel.name = %event.ce_type,
+            consumer = %self.spec.durable,
+            event_id = %event.id,
+        );
+        if let Some(tp) = &event.traceparent {
+            crate::telemetry::set_parent_from_traceparent(&span, tp);
+        }
+        async {
+            let mut tx = self.pool.begin().await?;
+            let fresh = sqlx::query(&self.insert_sql)
+                .bind(&self.spec.durable)
+                .bind(event.id)
+                .bind(&event.subject)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if !fresh {
+                tx.rollback().await?;
+                return Ok(Applied::Duplicate);
+            }
+            match self.handler.handle(&mut tx, &event).await {
+                Ok(()) => {
+                    tx.commit().await?;
+                    Ok(Applied::Done)
+                }
+                Err(HandleError::Transient(why)) => {
+                    tx.rollback().await?;
+                    if delivered >= self.spec.max_deliver {
+                        self.dead_letter(msg, Some(&event), &format!("gave up after {delivered} deliveries: {why}"), delivered)
+                            .await
+                    } else {
+                        tracing::warn!(error = %why, delivered, "event handling failed; will retry");
+                        Ok(Applied::Retry(why))
+                    }
+                }
+                Err(HandleError::Poison(why)) => {
+                    tx.rollback().await?;
+                    self.dead_letter(msg, Some(&event), &why, delivered).await
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn dead_letter(
+        &self,
+        msg: &jetstream::Message,
+        event: Option<&Event>,
+        why: &str,
+        delivered: i64,
+    ) -> Result<Applied, InboxError> {
+        let headers: serde_json::Map<String, serde_json::Value> = msg
+            .headers
+            .iter()
+            .flat_map(|h| h.iter())
+            .map(|(k, v)| {
+                let v: Vec<&str> = v.iter().map(|x| x.as_str()).collect();
+                (k.to_string(), serde_json::Value::from(v.join(",")))
+            })
+            .collect();
+        sqlx::query(&self.dead_letter_sql)
+            .bind(&self.spec.durable)
+            .bind(event.map(|e| e.id.to_string()))
+            .bind(msg.subject.as_str())
+            .bind(serde_json::Value::Object(headers))
+            .bind(msg.payload.to_vec())
+            .bind(why)
+            .bind(delivered)
+            .execute(&self.pool)
+            .await?;
+        tracing::error!(consumer = %self.spec.durable, subject = %msg.subject, error = %why, "event dead-lettered");
+        Ok(Applied::DeadLettered(why.to_owned()))
+    }
+}
+
+/// Forgets which events `consumer` processed, inside the caller's transaction (which
+/// also clears the read model being rebuilt).
+pub async fn reset_in_tx(tx: &mut Transaction<'_, Postgres>, schema: &str, consumer: &str) -> Result<u64, sqlx::Error> {
+    let s = check_schema_name(schema);
+    let done = sqlx::query(&format!("DELETE FROM {s}.inbox WHERE consumer = $1"))
+        .bind(consumer)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes the durable consumer so the next run starts again from the stream's start.
+pub async fn delete_consumer(js: &JetStream, spec: &ConsumerSpec) -> Result<(), InboxError> {
+    let stream = js.get_stream(&spec.stream).await.map_err(nats_err)?;
+    match stream.delete_consumer(&spec.durable).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.to_string().contains("not found") => Ok(()),
+        Err(e) => Err(nats_err(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nak_delay_grows_and_is_capped() {
+        let spec = ConsumerSpec::new("S", "c", "a.>");
+        assert_eq!(spec.nak_delay(1), Duration::from_millis(500));
+        assert_eq!(spec.nak_delay(2), Duration::from_millis(1000));
+        assert_eq!(spec.nak_delay(3), Duration::from_millis(2000));
+        assert_eq!(spec.nak_delay(50), Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,26 @@
+//! Shared plumbing for Hearth services, small and boring on purpose:
+//!
+//! - [`config`]: typed `HEARTH_*` configuration, validated once at start.
+//! - [`telemetry`]: structured logs, OpenTelemetry traces, W3C trace context.
+//! - [`db`]: the Postgres pool and migrations into the service's own schema.
+//! - [`outbox`]: events written in the business transaction, and the relay to JetStream.
+//! - [`inbox`]: idempotent, replayable consumption of other services' events.
+//! - [`events`]: the CloudEvents-over-NATS envelope and subject grammar.
+//! - [`server`]: the gRPC server scaffold (health, reflection, limits, shutdown).
+//! - [`error`]: AIP-193 errors with `google.rpc` details.
+//! - [`auth`]: bearer tokens and the typed caller.
+//!
+//! A helper used by only one service belongs in that service, not here.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod inbox;
+pub mod outbox;
+pub mod server;
+pub mod telemetry;
+
+pub use auth::{Caller, Role};
+pub use error::{ApiError, Violations};

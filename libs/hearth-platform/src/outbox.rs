@@ -1,0 +1,376 @@
+//! The transactional outbox and its relay.
+//!
+//! A service writes an [`OutboxEvent`] in the same transaction as the state change it
+//! announces, so an event exists exactly when its change committed. The [`Relay`]
+//! publishes unpublished rows to JetStream with `Nats-Msg-Id` = the event id (JetStream
+//! drops a repeat within its duplicate window) and marks them published.
+//!
+//! - Woken by `LISTEN/NOTIFY` on commit; a slow poll is only a safety net.
+//! - Rows are claimed by `published_at IS NULL`, not by a high-water mark, so a row
+//!   that commits late (with a lower sequence than rows already published) is never
+//!   skipped.
+//! - One relay at a time per schema holds a session advisory lock, so with several
+//!   replicas the events of one aggregate still go out in commit order; the others wait
+//!   and take over if the holder dies.
+//! - The outbox is the service's durable event log, not a queue: rows are kept, and
+//!   [`republish_from`] lets an operator send everything from a sequence again (for a
+//!   JetStream that lost data: on one node it acknowledges before fsync).
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::jetstream::context::Context as JetStream;
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::postgres::PgListener;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::db::check_schema_name;
+use crate::events::{self, headers as h};
+
+/// One event, written by a service inside its business transaction.
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    /// Unique id: the CloudEvents `ce-id` and the JetStream `Nats-Msg-Id`.
+    pub id: Uuid,
+    /// NATS subject, e.g. `hearth.referrals.v1.referral.accepted`; also `ce-type`.
+    pub subject: String,
+    /// `ce-subject`: the resource the event is about, e.g. `referrals/0192…`.
+    pub resource: String,
+    /// The protobuf-encoded payload.
+    pub payload: Vec<u8>,
+    /// When it happened (`ce-time`).
+    pub time: DateTime<Utc>,
+}
+
+impl OutboxEvent {
+    pub fn new(subject: impl Into<String>, resource: impl Into<String>, payload: Vec<u8>, time: DateTime<Utc>) -> Self {
+        OutboxEvent {
+            id: Uuid::now_v7(),
+            subject: subject.into(),
+            resource: resource.into(),
+            payload,
+            time,
+        }
+    }
+}
+
+/// The DDL of the outbox in `schema`; applied by [`crate::db::migrate`].
+pub fn schema_sql(schema: &str) -> Vec<String> {
+    let s = check_schema_name(schema);
+    vec![
+        format!("CREATE SCHEMA IF NOT EXISTS {s}"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}.outbox (
+                seq          bigserial PRIMARY KEY,
+                id           uuid NOT NULL UNIQUE,
+                subject      text NOT NULL,
+                source       text NOT NULL,
+                resource     text NOT NULL,
+                payload      bytea NOT NULL,
+                traceparent  text,
+                event_time   timestamptz NOT NULL,
+                created_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+                published_at timestamptz,
+                stream_seq   bigint
+            )"
+        ),
+        format!("CREATE INDEX IF NOT EXISTS outbox_unpublished ON {s}.outbox (seq) WHERE published_at IS NULL"),
+        format!(
+            "CREATE OR REPLACE FUNCTION {s}.outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_notify('{s}_outbox', ''); RETURN NULL; END $$"
+        ),
+        format!("DROP TRIGGER IF EXISTS outbox_notify ON {s}.outbox"),
+        format!(
+            "CREATE TRIGGER outbox_notify AFTER INSERT ON {s}.outbox
+             FOR EACH STATEMENT EXECUTE FUNCTION {s}.outbox_notify()"
+        ),
+    ]
+}
+
+/// Writes events through one service schema's outbox.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    schema: &'static str,
+    source: &'static str,
+    insert_sql: String,
+}
+
+impl Outbox {
+    /// `source` is the CloudEvents source, e.g. `//hearth/referrals`.
+    pub fn new(schema: &'static str, source: &'static str) -> Self {
+        let s = check_schema_name(schema);
+        Outbox {
+            schema,
+            source,
+            insert_sql: format!(
+                "INSERT INTO {s}.outbox (id, subject, source, resource, payload, traceparent, event_time)
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::timestamptz[])"
+            ),
+        }
+    }
+
+    pub fn schema(&self) -> &'static str {
+        self.schema
+    }
+
+    /// Adds events to the transaction, carrying the current trace context.
+    pub async fn write(&self, tx: &mut Transaction<'_, Postgres>, events: &[OutboxEvent]) -> Result<(), sqlx::Error> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let tp = crate::telemetry::current_traceparent();
+        let n = events.len();
+        sqlx::query(&self.insert_sql)
+            .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.subject.clone()).collect::<Vec<_>>())
+            .bind(vec![self.source.to_owned(); n])
+            .bind(events.iter().map(|e| e.resource.clone()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
+            .bind(vec![tp; n])
+            .bind(events.iter().map(|e| e.time).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Marks every event from `from_seq` on as unpublished, so the relay sends them again.
+/// Returns how many rows will be re-sent. Consumers de-duplicate by event id.
+pub async fn republish_from(pool: &PgPool, schema: &str, from_seq: i64) -> Result<u64, sqlx::Error> {
+    let s = check_schema_name(schema);
+    let done = sqlx::query(&format!(
+        "UPDATE {s}.outbox SET published_at = NULL, stream_seq = NULL WHERE seq >= $1 AND published_at IS NOT NULL"
+    ))
+    .bind(from_seq)
+    .execute(pool)
+    .await?;
+    sqlx::query(&format!("SELECT pg_notify('{s}_outbox', '')")).execute(pool).await?;
+    Ok(done.rows_affected())
+}
+
+/// The JetStream stream a service publishes into.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    /// e.g. `REFERRALS`.
+    pub name: String,
+    /// e.g. `hearth.referrals.v1.>`.
+    pub subjects: Vec<String>,
+    /// How long JetStream remembers message ids to drop repeats.
+    pub duplicate_window: Duration,
+}
+
+/// Creates the stream if it does not exist (idempotent; run by the relay on start).
+pub async fn ensure_stream(js: &JetStream, spec: &StreamSpec) -> Result<jetstream::stream::Stream, async_nats::Error> {
+    let stream = js
+        .get_or_create_stream(jetstream::stream::Config {
+            name: spec.name.clone(),
+            subjects: spec.subjects.clone(),
+            storage: jetstream::stream::StorageType::File,
+            duplicate_window: spec.duplicate_window,
+            retention: jetstream::stream::RetentionPolicy::Limits,
+            ..Default::default()
+        })
+        .await?;
+    Ok(stream)
+}
+
+/// Publishes a schema's outbox to JetStream.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    pool: PgPool,
+    js: JetStream,
+    schema: &'static str,
+    stream: StreamSpec,
+    batch_size: i64,
+    poll: Duration,
+}
+
+/// What one pass of the relay did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub published: usize,
+}
+
+struct OutboxRow {
+    seq: i64,
+    id: Uuid,
+    subject: String,
+    source: String,
+    resource: String,
+    payload: Vec<u8>,
+    traceparent: Option<String>,
+    event_time: DateTime<Utc>,
+}
+
+impl Relay {
+    pub fn new(pool: PgPool, js: JetStream, schema: &'static str, stream: StreamSpec) -> Self {
+        Relay {
+            pool,
+            js,
+            schema: check_schema_name(schema),
+            stream,
+            batch_size: 256,
+            poll: Duration::from_secs(1),
+        }
+    }
+
+    pub fn batch_size(mut self, n: i64) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll = d;
+        self
+    }
+
+    /// Runs until `cancel` fires: takes the relay lock, then publishes whenever the
+    /// outbox is notified (or the poll interval passes). Errors are logged and retried
+    /// with back-off; nothing is lost, because a row stays unpublished until JetStream
+    /// acknowledged it.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        while !cancel.is_cancelled() {
+            match self.lead(&cancel).await {
+                Ok(()) => return,
+                Err(err) => {
+                    tracing::warn!(schema = self.schema, error = %err, "outbox relay interrupted; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn lead(&self, cancel: &CancellationToken) -> Result<(), async_nats::Error> {
+        // The lock lives as long as this connection: if this replica dies, Postgres
+        // releases it and another replica's relay takes over.
+        let mut lock_conn = self.pool.acquire().await?;
+        let key = format!("hearth.relay.{}", self.schema);
+        loop {
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+                .bind(&key)
+                .fetch_one(&mut *lock_conn)
+                .await?;
+            if got {
+                break;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(self.poll) => {}
+            }
+        }
+        let result = self.relay_loop(cancel).await;
+        let _ = sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+            .bind(&key)
+            .execute(&mut *lock_conn)
+            .await;
+        result
+    }
+
+    async fn relay_loop(&self, cancel: &CancellationToken) -> Result<(), async_nats::Error> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(&format!("{}_outbox", self.schema)).await?;
+        ensure_stream(&self.js, &self.stream).await?;
+        loop {
+            // Drain everything waiting, then sleep until notified.
+            loop {
+                if cancel.is_cancelled() {
+                    return Ok(());
+                }
+                let outcome = self.publish_batch().await?;
+                if outcome.published < self.batch_size as usize {
+                    break;
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                n = listener.recv() => { n?; }
+                _ = tokio::time::sleep(self.poll) => {}
+            }
+        }
+    }
+
+    /// Publishes one batch of unpublished rows in sequence order and marks them
+    /// published, all in one transaction: if anything fails, no row is marked and the
+    /// whole batch is sent again (JetStream drops the repeats by message id).
+    pub async fn publish_batch(&self) -> Result<BatchOutcome, async_nats::Error> {
+        let s = self.schema;
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT seq, id, subject, source, resource, payload, traceparent, event_time
+               FROM {s}.outbox WHERE published_at IS NULL
+              ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(self.batch_size)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(BatchOutcome { published: 0 });
+        }
+        let rows: Vec<OutboxRow> = rows
+            .into_iter()
+            .map(|r| OutboxRow {
+                seq: r.get("seq"),
+                id: r.get("id"),
+                subject: r.get("subject"),
+                source: r.get("source"),
+                resource: r.get("resource"),
+                payload: r.get("payload"),
+                traceparent: r.get("traceparent"),
+                event_time: r.get("event_time"),
+            })
+            .collect();
+
+        let mut acks = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let headers = envelope(row);
+            let ack = self
+                .js
+                .publish_with_headers(row.subject.clone(), headers, Bytes::from(row.payload.clone()))
+                .await?;
+            acks.push(ack);
+        }
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut stream_seqs = Vec::with_capacity(rows.len());
+        for (row, ack) in rows.iter().zip(acks) {
+            let ack = ack.await?;
+            seqs.push(row.seq);
+            stream_seqs.push(ack.sequence as i64);
+        }
+        sqlx::query(&format!(
+            "UPDATE {s}.outbox o SET published_at = clock_timestamp(), stream_seq = u.stream_seq
+               FROM UNNEST($1::bigint[], $2::bigint[]) AS u(seq, stream_seq) WHERE o.seq = u.seq"
+        ))
+        .bind(&seqs)
+        .bind(&stream_seqs)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::debug!(schema = s, count = rows.len(), "outbox batch published");
+        Ok(BatchOutcome { published: rows.len() })
+    }
+}
+
+fn envelope(row: &OutboxRow) -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    let id = row.id.to_string();
+    headers.insert(h::NATS_MSG_ID, id.as_str());
+    headers.insert(h::CE_ID, id.as_str());
+    headers.insert(h::CE_SPECVERSION, events::CE_SPECVERSION);
+    headers.insert(h::CE_TYPE, row.subject.as_str());
+    headers.insert(h::CE_SOURCE, row.source.as_str());
+    headers.insert(h::CE_SUBJECT, row.resource.as_str());
+    headers.insert(h::CE_TIME, row.event_time.to_rfc3339_opts(SecondsFormat::Micros, true).as_str());
+    headers.insert(h::CONTENT_TYPE, events::CONTENT_TYPE);
+    if let Some(tp) = &row.traceparent {
+        headers.insert(h::TRACEPARENT, tp.as_str());
+    }
+    headers
+}

@@ -1,0 +1,24 @@
+//! Hearth's contracts: the gRPC services and event messages generated from `proto/`.
+//!
+//! One module per protobuf package; `FILE_DESCRIPTOR_SET` feeds server reflection so
+//! that `grpcurl` and `buf curl` work with no local proto files.
+
+/// The encoded `FileDescriptorSet` of every Hearth proto file.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/hearth_descriptor.bin"));
+
+pub mod hearth {
+    pub mod r#type {
+        pub mod v1 {
+            tonic::include_proto!("hearth.r#type.v1");
+        }
+    }
+    pub mod referrals {
+        pub mod v1 {
+            tonic::include_proto!("hearth.referrals.v1");
+        }
+    }
+}
+
+pub use hearth::r#type::v1 as types;
+pub use hearth::referrals::v1 as referrals;
