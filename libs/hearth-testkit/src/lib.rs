@@ -1,0 +1,21 @@
+//! Private PostgreSQL and NATS (JetStream) server processes for tests and the
+//! local `make run`.
+//!
+//! This crate owns the lifecycle of those child processes: finding the
+//! machine's binaries, preparing data directories (including running Postgres
+//! as the `postgres` user when we are root), picking free ports, waiting until
+//! the servers are ready, and making sure no child ever outlives the process
+//! that started it. It never connects to servers on the standard ports.
+
+mod bins;
+mod keeper;
+mod nats;
+mod pg;
+mod sys;
+mod util;
+
+pub use nats::{NatsOptions, NatsServer};
+pub use pg::{PgOptions, PgServer, shared_pg};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,197 @@
+//! A private NATS server with JetStream.
+
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+
+use crate::util::{self, LaunchFailure};
+use crate::{bins, keeper};
+
+const HOST: &str = "127.0.0.1";
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How to start a [`NatsServer`].
+#[derive(Debug, Clone, Default)]
+pub struct NatsOptions {
+    /// JetStream storage directory to use and keep; `None` means a fresh
+    /// temporary one that is deleted when the server is dropped.
+    pub data_dir: Option<PathBuf>,
+    /// TCP port on 127.0.0.1; `None` picks a free one.
+    pub port: Option<u16>,
+}
+
+/// A running private nats-server with JetStream, listening on 127.0.0.1 only.
+/// It can be stopped and restarted with its state intact; stopped on drop.
+#[derive(Debug)]
+pub struct NatsServer {
+    port: u16,
+    bin: PathBuf,
+    data_dir: PathBuf,
+    /// Temporary data dir to delete on drop, when none was given.
+    scratch: Option<PathBuf>,
+    log_path: PathBuf,
+    // A Mutex only so that `is_running(&self)` can reap an exited child.
+    child: Mutex<Option<Child>>,
+}
+
+impl NatsServer {
+    /// Starts nats-server with JetStream and blocks until it is ready.
+    pub fn start(opts: NatsOptions) -> Result<NatsServer> {
+        let bin = bins::nats_server_bin()?;
+        let (data_dir, scratch) = match &opts.data_dir {
+            Some(dir) => {
+                fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                let dir = dir
+                    .canonicalize()
+                    .with_context(|| format!("cannot resolve {}", dir.display()))?;
+                (dir, None)
+            }
+            None => {
+                let dir = util::make_scratch("nats", None)
+                    .context("cannot create a temporary directory for nats-server")?;
+                (dir.clone(), Some(dir))
+            }
+        };
+        let mut server = NatsServer {
+            port: 0,
+            bin,
+            log_path: data_dir.join("nats-server.log"),
+            data_dir,
+            scratch,
+            child: Mutex::new(None),
+        };
+        let mut may_retry = opts.port.is_none();
+        loop {
+            let port = match opts.port {
+                Some(port) => port,
+                None => util::free_port().context("cannot find a free TCP port")?,
+            };
+            match server.launch(port) {
+                Ok(()) => return Ok(server),
+                Err(f) if f.addr_in_use && may_retry => may_retry = false,
+                Err(f) => return Err(f.error),
+            }
+        }
+    }
+
+    fn launch(&mut self, port: u16) -> Result<(), LaunchFailure> {
+        let fail = |error: anyhow::Error| LaunchFailure {
+            addr_in_use: false,
+            error,
+        };
+        let (log, log_offset) = util::open_log(&self.log_path)
+            .with_context(|| format!("cannot open {}", self.log_path.display()))
+            .map_err(fail)?;
+        let log_err = log.try_clone().map_err(|e| fail(e.into()))?;
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["-a", HOST, "-p", &port.to_string(), "-js", "-sd"])
+            .arg(&self.data_dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        let child = keeper::spawn(cmd, None)
+            .with_context(|| format!("cannot run {}", self.bin.display()))
+            .map_err(fail)?;
+        self.port = port;
+        *self.child.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(child);
+
+        match self.wait_ready(log_offset) {
+            Ok(()) => Ok(()),
+            Err(reason) => {
+                self.stop();
+                let log = util::read_log_since(&self.log_path, log_offset);
+                Err(LaunchFailure {
+                    addr_in_use: util::mentions_addr_in_use(&log),
+                    error: anyhow!(
+                        "private nats-server on port {port} (data dir {}) failed: {reason}\n{}",
+                        self.data_dir.display(),
+                        util::log_tail(&self.log_path, log_offset)
+                    ),
+                })
+            }
+        }
+    }
+
+    fn wait_ready(&mut self, log_offset: u64) -> Result<(), String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        loop {
+            if let Some(child) = self.child.get_mut().unwrap_or_else(|e| e.into_inner()) {
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        return Err(format!("it exited ({status}) before it was ready"));
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(format!("cannot check on it: {e}")),
+                }
+            }
+            // The log line proves it is *our* server that answers, not
+            // something that grabbed the port first.
+            if util::read_log_since(&self.log_path, log_offset).contains("Server is ready")
+                && TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "it was not ready within {}s",
+                    READY_TIMEOUT.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Client URL: `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://{HOST}:{}", self.port)
+    }
+
+    /// The TCP port the server listens on (kept across restarts).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// SIGTERM, SIGKILL after 10s. Keeps the data dir so that
+    /// [`restart`](Self::restart) finds its JetStream state. Idempotent.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child_slot().take() {
+            util::stop_child(&mut child, libc::SIGTERM, STOP_GRACE);
+        }
+    }
+
+    /// Starts the server again on the same port and data dir (stopping it
+    /// first if it is running).
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.launch(self.port).map_err(|f| f.error)
+    }
+
+    /// Whether the server process is alive.
+    pub fn is_running(&self) -> bool {
+        match self.child_slot().as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    fn child_slot(&self) -> MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(dir) = &self.scratch {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
