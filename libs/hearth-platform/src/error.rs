@@ -62,21 +62,28 @@ impl fmt::Display for Violations {
 
 /// The error every handler returns. A service maps its own error enum into this in one
 /// `From` impl; this maps into [`tonic::Status`] with the service's `domain`.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Bad input: INVALID_ARGUMENT with a field violation per bad field.
+    #[error("invalid argument: {0}")]
     InvalidArgument(Violations),
     /// The resource does not exist, or the caller may not know that it does.
+    #[error("{resource} not found")]
     NotFound { resource: String },
     /// The resource is in the wrong state for this call.
+    #[error("{reason}: {message}")]
     FailedPrecondition { reason: &'static str, message: String },
     /// The caller may see the resource but lacks the role for this call.
+    #[error("{reason}: {message}")]
     PermissionDenied { reason: &'static str, message: String },
     /// No valid credentials.
+    #[error("unauthenticated: {message}")]
     Unauthenticated { message: String },
     /// A dependency is down; the caller may retry.
+    #[error("unavailable: {message}")]
     Unavailable { message: String },
     /// Anything else: logged, never shown.
+    #[error("internal: {0}")]
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 

@@ -1,0 +1,166 @@
+//! From the domain to the wire: resource names and protobuf messages.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use hearth_proto::referrals as pb;
+use hearth_proto::types::Date;
+use uuid::Uuid;
+
+use crate::domain::*;
+
+pub fn referral_name(id: Uuid) -> String {
+    format!("referrals/{id}")
+}
+
+pub fn family_name(id: Uuid) -> String {
+    format!("families/{id}")
+}
+
+pub fn member_name(family: Uuid, member: Uuid) -> String {
+    format!("families/{family}/members/{member}")
+}
+
+pub fn consent_name(referral: Uuid, consent: Uuid) -> String {
+    format!("referrals/{referral}/consents/{consent}")
+}
+
+pub fn contact_name(referral: Uuid, contact: Uuid) -> String {
+    format!("referrals/{referral}/contacts/{contact}")
+}
+
+pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+pub fn date(d: NaiveDate) -> Date {
+    Date {
+        year: d.year(),
+        month: d.month() as i32,
+        day: d.day() as i32,
+    }
+}
+
+pub fn child(family: Uuid, c: &Child) -> pb::Child {
+    pb::Child {
+        member_name: member_name(family, c.member_id),
+        given_name: c.given_name.clone(),
+        family_name: c.family_name.clone(),
+        date_of_birth: c.date_of_birth.map(date),
+        due_date: c.due_date.map(date),
+        nhs_number: c.nhs_number.clone().unwrap_or_default(),
+        ethnicity: c.ethnicity.clone(),
+    }
+}
+
+pub fn adult(family: Uuid, a: &Adult) -> pb::Adult {
+    pb::Adult {
+        member_name: member_name(family, a.member_id),
+        given_name: a.given_name.clone(),
+        family_name: a.family_name.clone(),
+        role: a.role as i32,
+        date_of_birth: a.date_of_birth.map(date),
+        ethnicity: a.ethnicity.clone(),
+        phone: a.phone.clone(),
+    }
+}
+
+pub fn consent(referral: Uuid, c: &Consent) -> pb::Consent {
+    pb::Consent {
+        name: consent_name(referral, c.id),
+        given_by: c.given_by.clone(),
+        given_by_role: c.given_by_role as i32,
+        give_time: Some(ts(c.given_at)),
+        scopes: c.scopes.iter().map(|s| *s as i32).collect(),
+        withdraw_time: c.withdrawn_at.map(ts),
+        withdraw_reason: c.withdraw_reason.clone(),
+    }
+}
+
+pub fn contact(referral: Uuid, c: &Contact) -> pb::Contact {
+    pb::Contact {
+        name: contact_name(referral, c.id),
+        method: c.method as i32,
+        contact_time: Some(ts(c.at)),
+        successful: c.successful,
+        note: c.note.clone(),
+        recorded_by: c.recorded_by.clone(),
+    }
+}
+
+pub fn decision(d: &Decision) -> pb::Decision {
+    pb::Decision {
+        outcome: d.outcome as i32,
+        decided_by_organisation: d.by_org.clone(),
+        decided_by: d.by.clone(),
+        decide_time: Some(ts(d.at)),
+        reason: d.reason.clone(),
+        decline_reason: d.decline_reason.map(|x| x as i32).unwrap_or_default(),
+        destination: d.destination.clone(),
+    }
+}
+
+/// The whole referral. `name` is empty for a validate-only preview.
+pub fn referral(r: &Referral, with_name: bool) -> pb::Referral {
+    pb::Referral {
+        name: if with_name { referral_name(r.id) } else { String::new() },
+        receiving_area: r.receiving_area.clone(),
+        referring_organisation: r.referring_org.clone(),
+        referrer: Some(pb::Referrer {
+            display_name: r.referrer.name.clone(),
+            job_title: r.referrer.job_title.clone(),
+            contact: r.referrer.contact.clone(),
+        }),
+        source: r.source as i32,
+        family: Some(pb::FamilyDetails {
+            children: r.children.iter().map(|c| child(r.family_id, c)).collect(),
+            adults: r.adults.iter().map(|a| adult(r.family_id, a)).collect(),
+        }),
+        reasons: r.reasons.iter().map(|x| *x as i32).collect(),
+        description: r.description.clone(),
+        urgency: r.urgency as i32,
+        safeguarding_concern: r.safeguarding,
+        access_needs: Some(pb::AccessNeeds {
+            language: r.access.language.clone(),
+            interpreter_needed: r.access.interpreter,
+            accessibility: r.access.accessibility.clone(),
+            creche_needed: r.access.creche,
+            transport_needed: r.access.transport,
+            preferred_times: r.access.preferred_times.iter().map(|x| *x as i32).collect(),
+        }),
+        postcode: r.postcode.clone(),
+        consents: r.consents.iter().map(|c| consent(r.id, c)).collect(),
+        route: r.route as i32,
+        parenting_order: r.order.as_ref().map(|o| pb::ParentingOrder {
+            court: o.court.clone(),
+            made_date: Some(date(o.made)),
+            expiry_date: Some(date(o.expires)),
+            responsible_officer_organisation: o.officer_org.clone(),
+            responsible_officer_service: o.officer_service as i32,
+            responsible_officer_name: o.officer_name.clone(),
+        }),
+        state: r.state as i32,
+        decision: r.decision.as_ref().map(decision),
+        contacts: r.contacts.iter().map(|c| contact(r.id, c)).collect(),
+        family_name: if with_name { family_name(r.family_id) } else { String::new() },
+        linked_to_existing_family: r.linked_existing,
+        receive_time: Some(ts(r.received_at)),
+        first_contact_time: r.first_contact_at.map(ts),
+        decision_time: r.decided_at.map(ts),
+        update_time: Some(ts(r.updated_at)),
+    }
+}
+
+/// The no-personal-data reference every event carries.
+pub fn reference(r: &Referral) -> pb::ReferralRef {
+    pb::ReferralRef {
+        referral: referral_name(r.id),
+        family: family_name(r.family_id),
+        receiving_area: r.receiving_area.clone(),
+        referring_organisation: r.referring_org.clone(),
+        source: r.source as i32,
+        route: r.route as i32,
+        safeguarding_concern: r.safeguarding,
+    }
+}

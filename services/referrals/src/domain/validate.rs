@@ -1,0 +1,650 @@
+//! Request validation. Every check that fails adds a field violation naming the field
+//! (as a path into the request, e.g. `referral.family.children[0].nhs_number`), so a
+//! partner system can fix every problem in one go. Nothing is written for a request
+//! that fails here.
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
+use hearth_platform::Violations;
+use hearth_proto::referrals as pb;
+use hearth_proto::types::Date;
+use uuid::Uuid;
+
+use super::*;
+
+pub const MAX_CHILDREN: usize = 12;
+pub const MAX_ADULTS: usize = 8;
+pub const MAX_REASONS: usize = 10;
+pub const MAX_CONSENTS: usize = 10;
+const NAME_LEN: usize = 100;
+const PERSON_LEN: usize = 200;
+const SHORT_LEN: usize = 500;
+const REASON_LEN: usize = 2000;
+const DESCRIPTION_LEN: usize = 4000;
+/// Clock skew allowed between a partner system and us for "not in the future".
+const SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Checks text: trimmed, required or not, at most `max` characters.
+fn text(v: &mut Violations, field: &str, value: &str, required: bool, max: usize) -> String {
+    let t = value.trim();
+    if required && t.is_empty() {
+        v.add(field, "is required");
+    } else if t.chars().count() > max {
+        v.add(field, format!("must be at most {max} characters"));
+    } else if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        v.add(field, "must not contain control characters");
+    }
+    t.to_owned()
+}
+
+/// An organisation id: lower-case letters, digits and hyphens, 1 to 64 characters.
+fn org_id(v: &mut Violations, field: &str, value: &str) -> String {
+    let t = value.trim();
+    if t.is_empty() {
+        v.add(field, "is required");
+    } else if t.len() > 64 || !t.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        v.add(field, "must be an organisation id: lower-case letters, digits and hyphens, at most 64");
+    }
+    t.to_owned()
+}
+
+/// A required enum: set, and a value this version knows.
+fn required_enum<E: TryFrom<i32> + Default + PartialEq>(v: &mut Violations, field: &str, raw: i32) -> E {
+    match E::try_from(raw) {
+        Ok(e) if e != E::default() => e,
+        Ok(_) => {
+            v.add(field, "is required");
+            E::default()
+        }
+        Err(_) => {
+            v.add(field, format!("unknown value {raw}"));
+            E::default()
+        }
+    }
+}
+
+pub fn date(v: &mut Violations, field: &str, d: &Date) -> Option<NaiveDate> {
+    if !(1900..=9999).contains(&d.year) {
+        v.add(field, "year must be between 1900 and 9999");
+        return None;
+    }
+    let nd = u32::try_from(d.month)
+        .ok()
+        .zip(u32::try_from(d.day).ok())
+        .and_then(|(m, day)| NaiveDate::from_ymd_opt(d.year, m, day));
+    if nd.is_none() {
+        v.add(field, "is not a real calendar date");
+    }
+    nd
+}
+
+fn timestamp(v: &mut Violations, field: &str, ts: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    let t = DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).unwrap_or(u32::MAX));
+    if t.is_none() {
+        v.add(field, "is not a valid timestamp");
+    }
+    t
+}
+
+/// `request_id`: required, a UUID.
+pub fn request_id(v: &mut Violations, raw: &str) -> Uuid {
+    if raw.trim().is_empty() {
+        v.add("request_id", "is required: a UUID chosen by the caller, reused on retry");
+        return Uuid::nil();
+    }
+    Uuid::parse_str(raw.trim()).unwrap_or_else(|_| {
+        v.add("request_id", "must be a UUID");
+        Uuid::nil()
+    })
+}
+
+/// Parses `collection/{uuid}` into the id.
+pub fn resource_id(v: &mut Violations, field: &str, raw: &str, collection: &str) -> Uuid {
+    let id = raw
+        .strip_prefix(collection)
+        .and_then(|r| r.strip_prefix('/'))
+        .and_then(|r| Uuid::parse_str(r).ok());
+    id.unwrap_or_else(|| {
+        v.add(field, format!("must be a resource name {collection}/{{id}}"));
+        Uuid::nil()
+    })
+}
+
+/// Parses `referrals/{referral}/consents/{consent}`.
+pub fn consent_name(v: &mut Violations, field: &str, raw: &str) -> (Uuid, Uuid) {
+    let parts: Vec<&str> = raw.split('/').collect();
+    match parts.as_slice() {
+        ["referrals", r, "consents", c] => match (Uuid::parse_str(r), Uuid::parse_str(c)) {
+            (Ok(r), Ok(c)) => return (r, c),
+            _ => {}
+        },
+        _ => {}
+    }
+    v.add(field, "must be a resource name referrals/{referral}/consents/{consent}");
+    (Uuid::nil(), Uuid::nil())
+}
+
+/// Free-text reason on a decision.
+pub fn reason(v: &mut Violations, field: &str, raw: &str, required: bool) -> String {
+    text(v, field, raw, required, REASON_LEN)
+}
+
+pub fn short_text(v: &mut Violations, field: &str, raw: &str, required: bool) -> String {
+    text(v, field, raw, required, SHORT_LEN)
+}
+
+pub fn decline_reason(v: &mut Violations, field: &str, raw: i32) -> DeclineReason {
+    required_enum(v, field, raw)
+}
+
+/// A consent as given in a request.
+pub fn consent(v: &mut Violations, path: &str, c: &pb::Consent, now: DateTime<Utc>) -> Consent {
+    let given_by = text(v, &format!("{path}.given_by"), &c.given_by, true, PERSON_LEN);
+    let role = required_enum(v, &format!("{path}.given_by_role"), c.given_by_role);
+    let given_at = match &c.give_time {
+        None => {
+            v.add(format!("{path}.give_time"), "is required");
+            now
+        }
+        Some(ts) => match timestamp(v, &format!("{path}.give_time"), ts) {
+            Some(t) if t > now + SKEW => {
+                v.add(format!("{path}.give_time"), "must not be in the future");
+                now
+            }
+            Some(t) => t,
+            None => now,
+        },
+    };
+    let mut scopes: Vec<ConsentScope> = Vec::new();
+    if c.scopes.is_empty() {
+        v.add(format!("{path}.scopes"), "at least one scope is required");
+    }
+    for (i, raw) in c.scopes.iter().enumerate() {
+        let s: ConsentScope = required_enum(v, &format!("{path}.scopes[{i}]"), *raw);
+        if scopes.contains(&s) && s != ConsentScope::Unspecified {
+            v.add(format!("{path}.scopes[{i}]"), "is repeated");
+        }
+        scopes.push(s);
+    }
+    Consent {
+        id: Uuid::now_v7(),
+        given_by,
+        given_by_role: role,
+        given_at,
+        scopes,
+        withdrawn_at: None,
+        withdraw_reason: String::new(),
+    }
+}
+
+/// A contact as given in a request. It must fall between the referral's receipt and now.
+pub fn contact(
+    v: &mut Violations,
+    path: &str,
+    c: &pb::Contact,
+    received_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    recorded_by: &str,
+) -> Contact {
+    let method = required_enum(v, &format!("{path}.method"), c.method);
+    let at = match &c.contact_time {
+        None => {
+            v.add(format!("{path}.contact_time"), "is required");
+            now
+        }
+        Some(ts) => match timestamp(v, &format!("{path}.contact_time"), ts) {
+            Some(t) if t > now + SKEW => {
+                v.add(format!("{path}.contact_time"), "must not be in the future");
+                now
+            }
+            Some(t) if t + SKEW < received_at => {
+                v.add(format!("{path}.contact_time"), "must not be before the referral was received");
+                now
+            }
+            Some(t) => t,
+            None => now,
+        },
+    };
+    Contact {
+        id: Uuid::now_v7(),
+        method,
+        at,
+        successful: c.successful,
+        note: text(v, &format!("{path}.note"), &c.note, false, REASON_LEN),
+        recorded_by: recorded_by.to_owned(),
+    }
+}
+
+/// Validates a new referral from `caller_org`/`caller` and builds it, received now.
+/// Family and member ids are fresh; linking may replace them.
+pub fn new_referral(r: &pb::Referral, caller_org: &str, caller: &str, now: DateTime<Utc>) -> Result<Referral, Violations> {
+    let mut v = Violations::new();
+    let today = now.date_naive();
+    let p = "referral";
+
+    let receiving_area = org_id(&mut v, &format!("{p}.receiving_area"), &r.receiving_area);
+    let referrer = match &r.referrer {
+        None => {
+            v.add(format!("{p}.referrer"), "is required");
+            Referrer {
+                name: String::new(),
+                job_title: String::new(),
+                contact: String::new(),
+            }
+        }
+        Some(x) => Referrer {
+            name: text(&mut v, &format!("{p}.referrer.display_name"), &x.display_name, true, PERSON_LEN),
+            job_title: text(&mut v, &format!("{p}.referrer.job_title"), &x.job_title, false, PERSON_LEN),
+            contact: text(&mut v, &format!("{p}.referrer.contact"), &x.contact, false, PERSON_LEN),
+        },
+    };
+    let source: Source = required_enum(&mut v, &format!("{p}.source"), r.source);
+
+    let (children, adults) = match &r.family {
+        None => {
+            v.add(format!("{p}.family"), "is required");
+            (vec![], vec![])
+        }
+        Some(f) => family(&mut v, &format!("{p}.family"), f, today),
+    };
+
+    let mut reasons = Vec::new();
+    if r.reasons.is_empty() {
+        v.add(format!("{p}.reasons"), "at least one reason is required");
+    } else if r.reasons.len() > MAX_REASONS {
+        v.add(format!("{p}.reasons"), format!("at most {MAX_REASONS} reasons"));
+    }
+    for (i, raw) in r.reasons.iter().enumerate() {
+        let reason: Reason = required_enum(&mut v, &format!("{p}.reasons[{i}]"), *raw);
+        if reason != Reason::Unspecified && reasons.contains(&reason) {
+            v.add(format!("{p}.reasons[{i}]"), "is repeated");
+        }
+        reasons.push(reason);
+    }
+    let description = text(&mut v, &format!("{p}.description"), &r.description, false, DESCRIPTION_LEN);
+    let urgency: Urgency = required_enum(&mut v, &format!("{p}.urgency"), r.urgency);
+
+    let access = match &r.access_needs {
+        None => AccessNeeds::default(),
+        Some(a) => {
+            let ap = format!("{p}.access_needs");
+            let language = text(&mut v, &format!("{ap}.language"), &a.language, false, 35);
+            if !language.is_empty() && !language.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                v.add(format!("{ap}.language"), "must be a BCP 47 language tag such as en, pl or ar");
+            }
+            let mut preferred_times = Vec::new();
+            for (i, raw) in a.preferred_times.iter().enumerate() {
+                let t: PreferredTime = required_enum(&mut v, &format!("{ap}.preferred_times[{i}]"), *raw);
+                if !preferred_times.contains(&t) {
+                    preferred_times.push(t);
+                }
+            }
+            AccessNeeds {
+                language,
+                interpreter: a.interpreter_needed,
+                accessibility: text(&mut v, &format!("{ap}.accessibility"), &a.accessibility, false, 1000),
+                creche: a.creche_needed,
+                transport: a.transport_needed,
+                preferred_times,
+            }
+        }
+    };
+
+    let postcode = if r.postcode.trim().is_empty() {
+        v.add(format!("{p}.postcode"), "is required");
+        String::new()
+    } else {
+        postcode::normalise(&r.postcode).unwrap_or_else(|| {
+            v.add(format!("{p}.postcode"), "is not a valid UK postcode");
+            String::new()
+        })
+    };
+
+    if r.consents.len() > MAX_CONSENTS {
+        v.add(format!("{p}.consents"), format!("at most {MAX_CONSENTS} consents"));
+    }
+    let consents: Vec<Consent> = r
+        .consents
+        .iter()
+        .enumerate()
+        .map(|(i, c)| consent(&mut v, &format!("{p}.consents[{i}]"), c, now))
+        .collect();
+
+    let route: Route = required_enum(&mut v, &format!("{p}.route"), r.route);
+    let order = match (route, &r.parenting_order) {
+        (Route::CourtOrdered, None) => {
+            v.add(format!("{p}.parenting_order"), "is required for a court-ordered referral");
+            None
+        }
+        (Route::CourtOrdered, Some(o)) => parenting_order(&mut v, &format!("{p}.parenting_order"), o, today),
+        (_, Some(_)) => {
+            v.add(format!("{p}.parenting_order"), "must be empty unless the route is court-ordered");
+            None
+        }
+        (_, None) => None,
+    };
+
+    if route == Route::Voluntary && !r.safeguarding_concern && r.consents.is_empty() {
+        v.add(
+            format!("{p}.consents"),
+            "a voluntary referral needs the family's consent (only a safeguarding concern may be referred without it)",
+        );
+    }
+
+    v.into_result(Referral {
+        id: Uuid::now_v7(),
+        receiving_area,
+        referring_org: caller_org.to_owned(),
+        created_by: caller.to_owned(),
+        referrer,
+        source,
+        family_id: Uuid::now_v7(),
+        linked_existing: false,
+        children,
+        adults,
+        reasons,
+        description,
+        urgency,
+        safeguarding: r.safeguarding_concern,
+        access,
+        postcode,
+        route,
+        order,
+        state: State::Received,
+        decision: None,
+        consents,
+        contacts: vec![],
+        received_at: now,
+        first_contact_at: None,
+        decided_at: None,
+        updated_at: now,
+    })
+}
+
+fn family(v: &mut Violations, p: &str, f: &pb::FamilyDetails, today: NaiveDate) -> (Vec<Child>, Vec<Adult>) {
+    if f.children.is_empty() {
+        v.add(format!("{p}.children"), "at least one child (or unborn child) is required");
+    }
+    if f.children.len() > MAX_CHILDREN {
+        v.add(format!("{p}.children"), format!("at most {MAX_CHILDREN} children"));
+    }
+    if f.adults.len() > MAX_ADULTS {
+        v.add(format!("{p}.adults"), format!("at most {MAX_ADULTS} adults"));
+    }
+    let mut children = Vec::new();
+    for (i, c) in f.children.iter().enumerate().take(MAX_CHILDREN) {
+        let cp = format!("{p}.children[{i}]");
+        let dob = c.date_of_birth.as_ref().and_then(|d| date(v, &format!("{cp}.date_of_birth"), d));
+        let due = c.due_date.as_ref().and_then(|d| date(v, &format!("{cp}.due_date"), d));
+        match (&c.date_of_birth, &c.due_date) {
+            (None, None) => v.add(format!("{cp}.date_of_birth"), "is required (or due_date for an unborn child)"),
+            (Some(_), Some(_)) => v.add(format!("{cp}.due_date"), "must be empty when date_of_birth is set"),
+            _ => {}
+        }
+        if dob.is_some_and(|d| d > today) {
+            v.add(format!("{cp}.date_of_birth"), "must not be in the future");
+        }
+        if dob.is_some_and(|d| d.year() < today.year() - 25) {
+            v.add(format!("{cp}.date_of_birth"), "is more than 25 years ago: a child is expected");
+        }
+        if due.is_some_and(|d| d < today) {
+            v.add(format!("{cp}.due_date"), "must not be in the past");
+        }
+        if due.is_some_and(|d| d > today + chrono::Duration::days(300)) {
+            v.add(format!("{cp}.due_date"), "must be within the next 300 days");
+        }
+        let unborn = c.due_date.is_some() && c.date_of_birth.is_none();
+        let given_name = text(v, &format!("{cp}.given_name"), &c.given_name, !unborn, NAME_LEN);
+        let family_name = text(v, &format!("{cp}.family_name"), &c.family_name, !unborn, NAME_LEN);
+        let nhs_number = if c.nhs_number.trim().is_empty() {
+            None
+        } else {
+            let n = nhs::normalise(&c.nhs_number);
+            if n.is_none() {
+                v.add(format!("{cp}.nhs_number"), "is not a valid NHS number (10 digits with a modulus-11 check digit)");
+            }
+            n
+        };
+        children.push(Child {
+            member_id: Uuid::now_v7(),
+            given_name,
+            family_name,
+            date_of_birth: dob,
+            due_date: due,
+            nhs_number,
+            ethnicity: text(v, &format!("{cp}.ethnicity"), &c.ethnicity, false, 60),
+        });
+    }
+    for (i, c) in children.iter().enumerate() {
+        if c.nhs_number.is_some() && children[..i].iter().any(|o| o.nhs_number == c.nhs_number) {
+            v.add(format!("{p}.children[{i}].nhs_number"), "is repeated: each child once");
+        }
+    }
+    let mut adults = Vec::new();
+    for (i, a) in f.adults.iter().enumerate().take(MAX_ADULTS) {
+        let ap = format!("{p}.adults[{i}]");
+        let dob = a.date_of_birth.as_ref().and_then(|d| date(v, &format!("{ap}.date_of_birth"), d));
+        if dob.is_some_and(|d| d > today) {
+            v.add(format!("{ap}.date_of_birth"), "must not be in the future");
+        }
+        adults.push(Adult {
+            member_id: Uuid::now_v7(),
+            given_name: text(v, &format!("{ap}.given_name"), &a.given_name, true, NAME_LEN),
+            family_name: text(v, &format!("{ap}.family_name"), &a.family_name, true, NAME_LEN),
+            role: required_enum(v, &format!("{ap}.role"), a.role),
+            date_of_birth: dob,
+            ethnicity: text(v, &format!("{ap}.ethnicity"), &a.ethnicity, false, 60),
+            phone: text(v, &format!("{ap}.phone"), &a.phone, false, 40),
+        });
+    }
+    (children, adults)
+}
+
+fn parenting_order(v: &mut Violations, p: &str, o: &pb::ParentingOrder, today: NaiveDate) -> Option<ParentingOrder> {
+    let court = text(v, &format!("{p}.court"), &o.court, true, PERSON_LEN);
+    let made = match &o.made_date {
+        None => {
+            v.add(format!("{p}.made_date"), "is required");
+            None
+        }
+        Some(d) => date(v, &format!("{p}.made_date"), d),
+    };
+    let expires = match &o.expiry_date {
+        None => {
+            v.add(format!("{p}.expiry_date"), "is required");
+            None
+        }
+        Some(d) => date(v, &format!("{p}.expiry_date"), d),
+    };
+    if made.is_some_and(|m| m > today) {
+        v.add(format!("{p}.made_date"), "must not be in the future");
+    }
+    if let (Some(m), Some(e)) = (made, expires) {
+        if e <= m {
+            v.add(format!("{p}.expiry_date"), "must be after made_date");
+        } else if m.checked_add_months(Months::new(12)).is_some_and(|limit| e > limit) {
+            v.add(format!("{p}.expiry_date"), "a Parenting Order lasts at most 12 months from the day it is made");
+        }
+    }
+    let officer_org = org_id(v, &format!("{p}.responsible_officer_organisation"), &o.responsible_officer_organisation);
+    let officer_service = required_enum(v, &format!("{p}.responsible_officer_service"), o.responsible_officer_service);
+    let officer_name = text(v, &format!("{p}.responsible_officer_name"), &o.responsible_officer_name, false, PERSON_LEN);
+    Some(ParentingOrder {
+        court,
+        made: made?,
+        expires: expires?,
+        officer_org,
+        officer_service,
+        officer_name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(y: i32, m: i32, day: i32) -> Option<Date> {
+        Some(Date { year: y, month: m, day })
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-06-15T10:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    fn valid() -> pb::Referral {
+        pb::Referral {
+            receiving_area: "midlothian".into(),
+            referrer: Some(pb::Referrer {
+                display_name: "Asha Patel".into(),
+                job_title: "Health visitor".into(),
+                contact: "01234 567890".into(),
+            }),
+            source: Source::HealthVisitor as i32,
+            family: Some(pb::FamilyDetails {
+                children: vec![pb::Child {
+                    given_name: "Sam".into(),
+                    family_name: "Reid".into(),
+                    date_of_birth: d(2023, 2, 1),
+                    nhs_number: "943 476 5919".into(),
+                    ..Default::default()
+                }],
+                adults: vec![pb::Adult {
+                    given_name: "Jo".into(),
+                    family_name: "Reid".into(),
+                    role: ParentingRole::Father as i32,
+                    ..Default::default()
+                }],
+            }),
+            reasons: vec![Reason::Sleep as i32],
+            urgency: Urgency::Routine as i32,
+            postcode: "eh22 1ab".into(),
+            consents: vec![pb::Consent {
+                given_by: "Jo Reid".into(),
+                given_by_role: ParentingRole::Father as i32,
+                give_time: Some(prost_types::Timestamp {
+                    seconds: now().timestamp() - 3600,
+                    nanos: 0,
+                }),
+                scopes: vec![ConsentScope::Assessment as i32],
+                ..Default::default()
+            }],
+            route: Route::Voluntary as i32,
+            ..Default::default()
+        }
+    }
+
+    fn violations(r: &pb::Referral) -> Vec<String> {
+        match new_referral(r, "nhs-lothian", "u", now()) {
+            Ok(_) => vec![],
+            Err(v) => v.fields().map(str::to_owned).collect(),
+        }
+    }
+
+    #[test]
+    fn a_complete_referral_is_accepted_and_normalised() {
+        let r = new_referral(&valid(), "nhs-lothian", "u", now()).unwrap();
+        assert_eq!(r.postcode, "EH22 1AB");
+        assert_eq!(r.children[0].nhs_number.as_deref(), Some("9434765919"));
+        assert_eq!(r.state, State::Received);
+        assert_eq!(r.referring_org, "nhs-lothian");
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let mut r = valid();
+        r.receiving_area = "".into();
+        r.source = 99;
+        r.urgency = 0;
+        r.postcode = "NOT A POSTCODE".into();
+        let f = r.family.as_mut().unwrap();
+        f.children[0].date_of_birth = d(2027, 1, 1);
+        f.children[0].nhs_number = "9434765918".into();
+        f.adults[0].given_name = "x".repeat(101);
+        let got = violations(&r);
+        for want in [
+            "referral.receiving_area",
+            "referral.source",
+            "referral.urgency",
+            "referral.postcode",
+            "referral.family.children[0].date_of_birth",
+            "referral.family.children[0].nhs_number",
+            "referral.family.adults[0].given_name",
+        ] {
+            assert!(got.contains(&want.to_owned()), "missing {want} in {got:?}");
+        }
+    }
+
+    #[test]
+    fn unborn_children_need_a_due_date_not_in_the_past() {
+        let mut r = valid();
+        r.family.as_mut().unwrap().children = vec![pb::Child {
+            due_date: d(2026, 6, 1),
+            ..Default::default()
+        }];
+        assert_eq!(violations(&r), vec!["referral.family.children[0].due_date"]);
+        r.family.as_mut().unwrap().children[0].due_date = d(2026, 9, 1);
+        assert!(violations(&r).is_empty(), "an unborn child needs no name");
+        r.family.as_mut().unwrap().children[0].due_date = d(2026, 2, 30);
+        assert_eq!(violations(&r), vec!["referral.family.children[0].due_date"]);
+    }
+
+    #[test]
+    fn family_size_is_bounded() {
+        let mut r = valid();
+        let child = r.family.as_ref().unwrap().children[0].clone();
+        r.family.as_mut().unwrap().children = vec![child; MAX_CHILDREN + 1];
+        assert!(violations(&r).contains(&"referral.family.children".to_owned()));
+        r.family.as_mut().unwrap().children.clear();
+        assert!(violations(&r).contains(&"referral.family.children".to_owned()));
+    }
+
+    #[test]
+    fn parenting_orders_last_at_most_twelve_months() {
+        let mut r = valid();
+        r.route = Route::CourtOrdered as i32;
+        r.consents.clear();
+        assert_eq!(violations(&r), vec!["referral.parenting_order"]);
+        r.parenting_order = Some(pb::ParentingOrder {
+            court: "Edinburgh Sheriff Court".into(),
+            made_date: d(2026, 5, 1),
+            expiry_date: d(2027, 5, 1),
+            responsible_officer_organisation: "midlothian-yot".into(),
+            responsible_officer_service: ResponsibleOfficerService::YouthOffendingTeam as i32,
+            responsible_officer_name: String::new(),
+        });
+        assert!(violations(&r).is_empty(), "exactly 12 months is allowed");
+        r.parenting_order.as_mut().unwrap().expiry_date = d(2027, 5, 2);
+        assert_eq!(violations(&r), vec!["referral.parenting_order.expiry_date"]);
+        r.route = Route::Voluntary as i32;
+        let got = violations(&r);
+        assert!(got.contains(&"referral.parenting_order".to_owned()), "{got:?}");
+    }
+
+    #[test]
+    fn voluntary_referrals_need_consent_unless_safeguarding() {
+        let mut r = valid();
+        r.consents.clear();
+        assert_eq!(violations(&r), vec!["referral.consents"]);
+        r.safeguarding_concern = true;
+        assert!(violations(&r).is_empty());
+    }
+
+    #[test]
+    fn reasons_are_required_known_and_not_repeated() {
+        let mut r = valid();
+        r.reasons = vec![Reason::Sleep as i32, Reason::Sleep as i32, 500];
+        assert_eq!(violations(&r), vec!["referral.reasons[1]", "referral.reasons[2]"]);
+        r.reasons.clear();
+        assert_eq!(violations(&r), vec!["referral.reasons"]);
+    }
+
+    #[test]
+    fn names_and_ids_parse() {
+        let mut v = Violations::new();
+        let id = Uuid::now_v7();
+        assert_eq!(resource_id(&mut v, "name", &format!("referrals/{id}"), "referrals"), id);
+        assert!(v.is_empty());
+        resource_id(&mut v, "name", "families/x", "referrals");
+        request_id(&mut v, "not-a-uuid");
+        assert_eq!(v.fields().collect::<Vec<_>>(), vec!["name", "request_id"]);
+    }
+}

@@ -1,0 +1,65 @@
+//! The referrals service: Hearth's front door. Partner agencies and families send
+//! referrals; the receiving area's triage team contacts the family and decides. Every
+//! change is announced on JetStream through the outbox.
+//!
+//! `main.rs` wires config → telemetry → [`run`]; tests call [`run`] directly.
+
+pub mod api;
+pub mod convert;
+pub mod domain;
+pub mod events;
+pub mod store;
+
+use std::time::Duration;
+
+use hearth_platform::auth::{Authenticator, TokenVerifier};
+use hearth_platform::config::ServiceConfig;
+use hearth_platform::outbox::Relay;
+use hearth_platform::{db, server};
+use hearth_proto::referrals::referrals_service_server::ReferralsServiceServer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+
+/// The fully-qualified gRPC service name, as health checks know it.
+pub const SERVICE_NAME: &str = "hearth.referrals.v1.ReferralsService";
+/// Default gRPC port.
+pub const DEFAULT_PORT: u16 = 50051;
+
+/// The service's migrations, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs the service on `listener` until `shutdown` fires: migrates, starts the outbox
+/// relay, serves gRPC; on shutdown, drains calls, then stops the relay.
+pub async fn run(cfg: ServiceConfig, listener: TcpListener, shutdown: CancellationToken) -> Result<(), BoxError> {
+    let verifier = TokenVerifier::from_config(&cfg.auth)?;
+    let pool = db::connect(&cfg.database_url, store::SCHEMA, cfg.database_max_connections, Duration::from_secs(30)).await?;
+    db::migrate(&pool, store::SCHEMA, &MIGRATOR).await?;
+    let nats = server::connect_nats(&cfg.nats_url, "referrals").await?;
+    let js = async_nats::jetstream::new(nats.clone());
+
+    let relay_stop = CancellationToken::new();
+    let relay = Relay::new(pool.clone(), js, store::SCHEMA, events::stream_spec())
+        .batch_size(cfg.relay_batch_size)
+        .poll_interval(cfg.relay_poll);
+    let relay_task = tokio::spawn(relay.run(relay_stop.clone()));
+
+    let svc = ReferralsServiceServer::new(api::ReferralsApi::new(pool.clone()))
+        .max_decoding_message_size(cfg.max_message_bytes)
+        .max_encoding_message_size(cfg.max_message_bytes);
+    let routes = Routes::new(InterceptedService::new(svc, Authenticator::new(verifier, api::DOMAIN)));
+    server::set_descriptors(hearth_proto::FILE_DESCRIPTOR_SET);
+    tracing::info!(addr = %listener.local_addr()?, "referrals service listening");
+    let served = server::serve(listener, (&cfg).into(), routes, &[SERVICE_NAME], shutdown).await;
+
+    // Calls have drained; let the relay finish its batch, then close.
+    relay_stop.cancel();
+    let _ = relay_task.await;
+    let _ = nats.flush().await;
+    pool.close().await;
+    tracing::info!("referrals service stopped");
+    served.map_err(Into::into)
+}
