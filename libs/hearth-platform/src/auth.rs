@@ -128,7 +128,9 @@ pub struct TokenVerifier {
 impl fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kids: Vec<&str> = self.keys.iter().map(|(k, _)| k.as_str()).collect();
-        f.debug_struct("TokenVerifier").field("kids", &kids).finish()
+        f.debug_struct("TokenVerifier")
+            .field("kids", &kids)
+            .finish()
     }
 }
 
@@ -148,16 +150,23 @@ impl TokenVerifier {
                 problem: e.to_string(),
             })?;
             let kid = kid_of(path);
-            keys.push((kid, public_key_from_pem(&pem).map_err(|problem| AuthError::KeyFile {
-                path: path.display().to_string(),
-                problem,
-            })?));
+            keys.push((
+                kid,
+                public_key_from_pem(&pem).map_err(|problem| AuthError::KeyFile {
+                    path: path.display().to_string(),
+                    problem,
+                })?,
+            ));
         }
         Ok(Self::new(keys, &cfg.issuer, &cfg.audience))
     }
 
     /// A verifier for keys already in memory: `(kid, public key PEM)`.
-    pub fn from_pems(keys: &[(&str, &str)], issuer: &str, audience: &str) -> Result<Self, AuthError> {
+    pub fn from_pems(
+        keys: &[(&str, &str)],
+        issuer: &str,
+        audience: &str,
+    ) -> Result<Self, AuthError> {
         let mut out = Vec::new();
         for (kid, pem) in keys {
             let key = public_key_from_pem(pem).map_err(|problem| AuthError::KeyFile {
@@ -183,12 +192,18 @@ impl TokenVerifier {
 
     /// Verifies a raw token and returns the caller it names.
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
             return Err(AuthError::Invalid("unsupported algorithm".into()));
         }
         let candidates: Vec<&DecodingKey> = match &header.kid {
-            Some(kid) => self.keys.iter().filter(|(k, _)| k == kid).map(|(_, d)| d).collect(),
+            Some(kid) => self
+                .keys
+                .iter()
+                .filter(|(k, _)| k == kid)
+                .map(|(_, d)| d)
+                .collect(),
             None => self.keys.iter().map(|(_, d)| d).collect(),
         };
         if candidates.is_empty() {
@@ -274,14 +289,26 @@ fn kid_of(path: &Path) -> String {
 fn pem_body(pem: &str, label: &str) -> Result<Vec<u8>, String> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
-    let start = pem.find(&begin).ok_or_else(|| format!("not a PEM {label}"))? + begin.len();
-    let stop = pem[start..].find(&end).ok_or_else(|| format!("unterminated PEM {label}"))? + start;
-    let b64: String = pem[start..stop].chars().filter(|c| !c.is_whitespace()).collect();
-    B64.decode(b64).map_err(|e| format!("bad base64 in PEM: {e}"))
+    let start = pem
+        .find(&begin)
+        .ok_or_else(|| format!("not a PEM {label}"))?
+        + begin.len();
+    let stop = pem[start..]
+        .find(&end)
+        .ok_or_else(|| format!("unterminated PEM {label}"))?
+        + start;
+    let b64: String = pem[start..stop]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    B64.decode(b64)
+        .map_err(|e| format!("bad base64 in PEM: {e}"))
 }
 
 /// The DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32-byte key follows it.
-const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
 
 fn public_key_from_pem(pem: &str) -> Result<DecodingKey, String> {
     let der = pem_body(pem, "PUBLIC KEY")?;
@@ -321,8 +348,10 @@ impl KeyPair {
     pub fn generate() -> KeyPair {
         use ring::signature::KeyPair as _;
         let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("the system RNG works");
-        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("ring reads its own key");
+        let pkcs8 =
+            ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("the system RNG works");
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+            .expect("ring reads its own key");
         let mut spki = ED25519_SPKI_PREFIX.to_vec();
         spki.extend_from_slice(pair.public_key().as_ref());
         KeyPair {
@@ -344,12 +373,19 @@ pub struct TokenIssuer {
 
 impl fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenIssuer").field("kid", &self.kid).finish()
+        f.debug_struct("TokenIssuer")
+            .field("kid", &self.kid)
+            .finish()
     }
 }
 
 impl TokenIssuer {
-    pub fn from_private_pem(kid: &str, pem: &str, issuer: &str, audience: &str) -> Result<Self, AuthError> {
+    pub fn from_private_pem(
+        kid: &str,
+        pem: &str,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<Self, AuthError> {
         let der = pem_body(pem, "PRIVATE KEY").map_err(|problem| AuthError::KeyFile {
             path: kid.into(),
             problem,
@@ -363,7 +399,13 @@ impl TokenIssuer {
     }
 
     /// A token for `subject` acting for `organisation` with `roles`, valid for `ttl`.
-    pub fn mint(&self, subject: &str, organisation: &str, roles: &[Role], ttl: std::time::Duration) -> String {
+    pub fn mint(
+        &self,
+        subject: &str,
+        organisation: &str,
+        roles: &[Role],
+        ttl: std::time::Duration,
+    ) -> String {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -392,8 +434,10 @@ mod tests {
 
     fn pair() -> (TokenIssuer, TokenVerifier) {
         let kp = KeyPair::generate();
-        let issuer = TokenIssuer::from_private_pem("k1", &kp.private_pem, "hearth-dev", "hearth").unwrap();
-        let verifier = TokenVerifier::from_pems(&[("k1", &kp.public_pem)], "hearth-dev", "hearth").unwrap();
+        let issuer =
+            TokenIssuer::from_private_pem("k1", &kp.private_pem, "hearth-dev", "hearth").unwrap();
+        let verifier =
+            TokenVerifier::from_pems(&[("k1", &kp.public_pem)], "hearth-dev", "hearth").unwrap();
         (issuer, verifier)
     }
 
@@ -420,17 +464,29 @@ mod tests {
             org: "o".into(),
             roles: vec!["triage".into()],
         };
-        assert!(verifier.verify(&issuer.mint_claims(&claims)).is_err(), "expired");
+        assert!(
+            verifier.verify(&issuer.mint_claims(&claims)).is_err(),
+            "expired"
+        );
         claims.exp = now + 3600;
         claims.aud = "someone-else".into();
-        assert!(verifier.verify(&issuer.mint_claims(&claims)).is_err(), "audience");
+        assert!(
+            verifier.verify(&issuer.mint_claims(&claims)).is_err(),
+            "audience"
+        );
         claims.aud = "hearth".into();
         claims.iss = "evil".into();
-        assert!(verifier.verify(&issuer.mint_claims(&claims)).is_err(), "issuer");
+        assert!(
+            verifier.verify(&issuer.mint_claims(&claims)).is_err(),
+            "issuer"
+        );
 
         let (other_issuer, _) = pair();
         let token = other_issuer.mint("u", "o", &[Role::Admin], Duration::from_secs(60));
-        assert!(verifier.verify(&token).is_err(), "signed by a key we do not trust");
+        assert!(
+            verifier.verify(&token).is_err(),
+            "signed by a key we do not trust"
+        );
         assert!(verifier.verify("not.a.token").is_err());
     }
 

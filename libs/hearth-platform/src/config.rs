@@ -95,7 +95,13 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// A whole number in `min..=max`.
-    pub fn bounded_or(&self, var: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+    pub fn bounded_or(
+        &self,
+        var: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
         let n: u64 = self.parse_or(var, default)?;
         if n < min || n > max {
             return Err(ConfigError {
@@ -150,8 +156,14 @@ pub struct AuthConfig {
 
 impl ServiceConfig {
     /// Reads the configuration; `default_port` is the service's own default gRPC port.
-    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>, default_port: u16) -> Result<Self, ConfigError> {
-        let grpc_addr = env.parse_or("HEARTH_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], default_port)))?;
+    pub fn from_env<F: Fn(&str) -> Option<String>>(
+        env: &Env<F>,
+        default_port: u16,
+    ) -> Result<Self, ConfigError> {
+        let grpc_addr = env.parse_or(
+            "HEARTH_GRPC_ADDR",
+            SocketAddr::from(([0, 0, 0, 0], default_port)),
+        )?;
         let database_url = env.required("HEARTH_DATABASE_URL")?;
         if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
             return Err(ConfigError {
@@ -173,12 +185,27 @@ impl ServiceConfig {
         Ok(ServiceConfig {
             grpc_addr,
             database_url: Secret::new(database_url),
-            database_max_connections: env.bounded_or("HEARTH_DATABASE_MAX_CONNECTIONS", 16, 1, 1000)? as u32,
+            database_max_connections: env.bounded_or(
+                "HEARTH_DATABASE_MAX_CONNECTIONS",
+                16,
+                1,
+                1000,
+            )? as u32,
             nats_url,
             auth,
             request_timeout: env.millis_or("HEARTH_REQUEST_TIMEOUT_MS", Duration::from_secs(10))?,
-            max_concurrent_requests: env.bounded_or("HEARTH_MAX_CONCURRENT_REQUESTS", 256, 1, 100_000)? as usize,
-            max_message_bytes: env.bounded_or("HEARTH_MAX_MESSAGE_BYTES", 4 << 20, 1024, 64 << 20)? as usize,
+            max_concurrent_requests: env.bounded_or(
+                "HEARTH_MAX_CONCURRENT_REQUESTS",
+                256,
+                1,
+                100_000,
+            )? as usize,
+            max_message_bytes: env.bounded_or(
+                "HEARTH_MAX_MESSAGE_BYTES",
+                4 << 20,
+                1024,
+                64 << 20,
+            )? as usize,
             shutdown_drain: env.millis_or("HEARTH_SHUTDOWN_DRAIN_MS", Duration::ZERO)?,
             relay_batch_size: env.bounded_or("HEARTH_RELAY_BATCH_SIZE", 256, 1, 10_000)? as i64,
             relay_poll: env.millis_or("HEARTH_RELAY_POLL_MS", Duration::from_millis(1000))?,
@@ -192,7 +219,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Env::from_fn(move |k| map.get(k).cloned())
     }
 

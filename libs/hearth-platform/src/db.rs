@@ -15,7 +15,9 @@ pub fn check_schema_name(schema: &str) -> &str {
     assert!(
         !schema.is_empty()
             && schema.len() <= 48
-            && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             && !schema.starts_with(|c: char| c.is_ascii_digit()),
         "schema name {schema:?} must be a plain lowercase identifier"
     );
@@ -56,28 +58,30 @@ pub async fn connect(
 
 /// Creates the service's schema and the shared tables (outbox, inbox, dead letters),
 /// then applies the service's own migrations. Safe to run from several replicas at once:
-/// sqlx takes an advisory lock, and the shared DDL is guarded by one too.
-pub async fn migrate(pool: &PgPool, schema: &str, migrator: &Migrator) -> Result<(), sqlx::migrate::MigrateError> {
+/// the shared DDL runs under a transaction-scoped advisory lock, and sqlx locks its own
+/// migration run.
+pub async fn migrate(
+    pool: &PgPool,
+    schema: &str,
+    migrator: &Migrator,
+) -> Result<(), sqlx::migrate::MigrateError> {
     let schema = check_schema_name(schema);
-    let mut conn = pool.acquire().await?;
-    let lock_key = format!("hearth.migrate.{schema}");
-    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
-        .bind(&lock_key)
-        .execute(&mut *conn)
+    let statements: Vec<String> = crate::outbox::schema_sql(schema)
+        .into_iter()
+        .chain(crate::inbox::schema_sql(schema))
+        .collect();
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("hearth.migrate.{schema}"))
+        .execute(&mut *tx)
         .await?;
-    let result = async {
-        for stmt in crate::outbox::schema_sql(schema)
-            .into_iter()
-            .chain(crate::inbox::schema_sql(schema))
-        {
-            sqlx::raw_sql(&stmt).execute(&mut *conn).await?;
-        }
-        migrator.run(&mut *conn).await
+    for stmt in &statements {
+        // `query`, not `raw_sql`: the latter's future is not provably `Send` inside a
+        // spawned service future (a higher-ranked lifetime limit of the compiler).
+        sqlx::query(stmt).execute(&mut *tx).await?;
     }
-    .await;
-    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
-        .bind(&lock_key)
-        .execute(&mut *conn)
-        .await?;
-    result
+    tx.commit().await?;
+    // Through the pool: its connections put `schema` first on the search path, so the
+    // migrations table is created there.
+    migrator.run(pool).await
 }

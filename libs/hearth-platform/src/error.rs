@@ -72,10 +72,16 @@ pub enum ApiError {
     NotFound { resource: String },
     /// The resource is in the wrong state for this call.
     #[error("{reason}: {message}")]
-    FailedPrecondition { reason: &'static str, message: String },
+    FailedPrecondition {
+        reason: &'static str,
+        message: String,
+    },
     /// The caller may see the resource but lacks the role for this call.
     #[error("{reason}: {message}")]
-    PermissionDenied { reason: &'static str, message: String },
+    PermissionDenied {
+        reason: &'static str,
+        message: String,
+    },
     /// No valid credentials.
     #[error("unauthenticated: {message}")]
     Unauthenticated { message: String },
@@ -125,11 +131,10 @@ impl ApiError {
         match self {
             ApiError::InvalidArgument(v) => {
                 let mut details = info("INVALID_ARGUMENT");
-                let violations: Vec<FieldViolation> = v
-                    .0
-                    .iter()
-                    .map(|(f, d)| FieldViolation::new(f.clone(), d.clone()))
-                    .collect();
+                let violations: Vec<FieldViolation> =
+                    v.0.iter()
+                        .map(|(f, d)| FieldViolation::new(f.clone(), d.clone()))
+                        .collect();
                 details.set_bad_request(violations);
                 Status::with_error_details(
                     Code::InvalidArgument,
@@ -150,25 +155,17 @@ impl ApiError {
             ApiError::PermissionDenied { reason, message } => {
                 Status::with_error_details(Code::PermissionDenied, message, info(reason))
             }
-            ApiError::Unauthenticated { message } => Status::with_error_details(
-                Code::Unauthenticated,
-                message,
-                info("UNAUTHENTICATED"),
-            ),
-            ApiError::Unavailable { message } => Status::with_error_details(
-                Code::Unavailable,
-                message,
-                info("UNAVAILABLE"),
-            ),
+            ApiError::Unauthenticated { message } => {
+                Status::with_error_details(Code::Unauthenticated, message, info("UNAUTHENTICATED"))
+            }
+            ApiError::Unavailable { message } => {
+                Status::with_error_details(Code::Unavailable, message, info("UNAVAILABLE"))
+            }
             ApiError::Internal(err) => {
                 // The cause may name tables or values; it goes to the log (with the trace
                 // id on the span), never to the caller.
                 tracing::error!(error = %err, "internal error");
-                Status::with_error_details(
-                    Code::Internal,
-                    "internal error",
-                    info("INTERNAL"),
-                )
+                Status::with_error_details(Code::Internal, "internal error", info("INTERNAL"))
             }
         }
     }

@@ -117,7 +117,9 @@ impl ConsumerSpec {
 
     fn nak_delay(&self, delivered: i64) -> Duration {
         let exp = delivered.clamp(1, 20) as u32 - 1;
-        self.retry_delay.saturating_mul(1 << exp.min(16)).min(self.max_retry_delay)
+        self.retry_delay
+            .saturating_mul(1 << exp.min(16))
+            .min(self.max_retry_delay)
     }
 }
 
@@ -151,7 +153,11 @@ pub enum InboxError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     #[error("consumer {durable}: server kept filter {got:?}, wanted {wanted:?}")]
-    FilterDropped { durable: String, wanted: String, got: String },
+    FilterDropped {
+        durable: String,
+        wanted: String,
+        got: String,
+    },
 }
 
 fn nats_err(e: impl std::fmt::Display) -> InboxError {
@@ -159,7 +165,13 @@ fn nats_err(e: impl std::fmt::Display) -> InboxError {
 }
 
 impl<H: Handler> Inbox<H> {
-    pub fn new(pool: PgPool, js: JetStream, schema: &'static str, spec: ConsumerSpec, handler: H) -> Self {
+    pub fn new(
+        pool: PgPool,
+        js: JetStream,
+        schema: &'static str,
+        spec: ConsumerSpec,
+        handler: H,
+    ) -> Self {
         let s = check_schema_name(schema);
         Inbox {
             pool,
@@ -183,7 +195,11 @@ impl<H: Handler> Inbox<H> {
     /// Creates (or opens) the durable consumer and checks that the server kept its
     /// configuration.
     pub async fn consumer(&self) -> Result<PullConsumer, InboxError> {
-        let stream = self.js.get_stream(&self.spec.stream).await.map_err(nats_err)?;
+        let stream = self
+            .js
+            .get_stream(&self.spec.stream)
+            .await
+            .map_err(nats_err)?;
         let mut consumer: PullConsumer = stream
             .get_or_create_consumer(
                 &self.spec.durable,
@@ -266,7 +282,11 @@ impl<H: Handler> Inbox<H> {
         let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
         let event = match Event::from_message(msg) {
             Ok(ev) => ev,
-            Err(err) => return self.dead_letter(msg, None, &err.to_string(), delivered).await,
+            Err(err) => {
+                return self
+                    .dead_letter(msg, None, &err.to_string(), delivered)
+                    .await;
+            }
         };
         let span = tracing::info_span!(
             "consume",
@@ -349,7 +369,11 @@ impl<H: Handler> Inbox<H> {
 
 /// Forgets which events `consumer` processed, inside the caller's transaction (which
 /// also clears the read model being rebuilt).
-pub async fn reset_in_tx(tx: &mut Transaction<'_, Postgres>, schema: &str, consumer: &str) -> Result<u64, sqlx::Error> {
+pub async fn reset_in_tx(
+    tx: &mut Transaction<'_, Postgres>,
+    schema: &str,
+    consumer: &str,
+) -> Result<u64, sqlx::Error> {
     let s = check_schema_name(schema);
     let done = sqlx::query(&format!("DELETE FROM {s}.inbox WHERE consumer = $1"))
         .bind(consumer)

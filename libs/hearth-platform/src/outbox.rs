@@ -46,7 +46,12 @@ pub struct OutboxEvent {
 }
 
 impl OutboxEvent {
-    pub fn new(subject: impl Into<String>, resource: impl Into<String>, payload: Vec<u8>, time: DateTime<Utc>) -> Self {
+    pub fn new(
+        subject: impl Into<String>,
+        resource: impl Into<String>,
+        payload: Vec<u8>,
+        time: DateTime<Utc>,
+    ) -> Self {
         OutboxEvent {
             id: Uuid::now_v7(),
             subject: subject.into(),
@@ -77,7 +82,9 @@ pub fn schema_sql(schema: &str) -> Vec<String> {
                 stream_seq   bigint
             )"
         ),
-        format!("CREATE INDEX IF NOT EXISTS outbox_unpublished ON {s}.outbox (seq) WHERE published_at IS NULL"),
+        format!(
+            "CREATE INDEX IF NOT EXISTS outbox_unpublished ON {s}.outbox (seq) WHERE published_at IS NULL"
+        ),
         format!(
             "CREATE OR REPLACE FUNCTION {s}.outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
              BEGIN PERFORM pg_notify('{s}_outbox', ''); RETURN NULL; END $$"
@@ -117,7 +124,11 @@ impl Outbox {
     }
 
     /// Adds events to the transaction, carrying the current trace context.
-    pub async fn write(&self, tx: &mut Transaction<'_, Postgres>, events: &[OutboxEvent]) -> Result<(), sqlx::Error> {
+    pub async fn write(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        events: &[OutboxEvent],
+    ) -> Result<(), sqlx::Error> {
         if events.is_empty() {
             return Ok(());
         }
@@ -127,7 +138,12 @@ impl Outbox {
             .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
             .bind(events.iter().map(|e| e.subject.clone()).collect::<Vec<_>>())
             .bind(vec![self.source.to_owned(); n])
-            .bind(events.iter().map(|e| e.resource.clone()).collect::<Vec<_>>())
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.resource.clone())
+                    .collect::<Vec<_>>(),
+            )
             .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
             .bind(vec![tp; n])
             .bind(events.iter().map(|e| e.time).collect::<Vec<_>>())
@@ -139,7 +155,11 @@ impl Outbox {
 
 /// Marks every event from `from_seq` on as unpublished, so the relay sends them again.
 /// Returns how many rows will be re-sent. Consumers de-duplicate by event id.
-pub async fn republish_from(pool: &PgPool, schema: &str, from_seq: i64) -> Result<u64, sqlx::Error> {
+pub async fn republish_from(
+    pool: &PgPool,
+    schema: &str,
+    from_seq: i64,
+) -> Result<u64, sqlx::Error> {
     let s = check_schema_name(schema);
     let done = sqlx::query(&format!(
         "UPDATE {s}.outbox SET published_at = NULL, stream_seq = NULL WHERE seq >= $1 AND published_at IS NOT NULL"
@@ -147,7 +167,9 @@ pub async fn republish_from(pool: &PgPool, schema: &str, from_seq: i64) -> Resul
     .bind(from_seq)
     .execute(pool)
     .await?;
-    sqlx::query(&format!("SELECT pg_notify('{s}_outbox', '')")).execute(pool).await?;
+    sqlx::query(&format!("SELECT pg_notify('{s}_outbox', '')"))
+        .execute(pool)
+        .await?;
     Ok(done.rows_affected())
 }
 
@@ -163,7 +185,10 @@ pub struct StreamSpec {
 }
 
 /// Creates the stream if it does not exist (idempotent; run by the relay on start).
-pub async fn ensure_stream(js: &JetStream, spec: &StreamSpec) -> Result<jetstream::stream::Stream, async_nats::Error> {
+pub async fn ensure_stream(
+    js: &JetStream,
+    spec: &StreamSpec,
+) -> Result<jetstream::stream::Stream, async_nats::Error> {
     let stream = js
         .get_or_create_stream(jetstream::stream::Config {
             name: spec.name.clone(),
@@ -250,8 +275,11 @@ impl Relay {
 
     async fn lead(&self, cancel: &CancellationToken) -> Result<(), async_nats::Error> {
         // The lock lives as long as this connection: if this replica dies, Postgres
-        // releases it and another replica's relay takes over.
+        // releases it and another replica's relay takes over. Closed, never returned to
+        // the pool: if this future is dropped (task aborted) before the unlock below, a
+        // pooled connection would keep the lock and block every later relay.
         let mut lock_conn = self.pool.acquire().await?;
+        lock_conn.close_on_drop();
         let key = format!("hearth.relay.{}", self.schema);
         loop {
             let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
@@ -305,7 +333,7 @@ impl Relay {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&format!(
             "SELECT seq, id, subject, source, resource, payload, traceparent, event_time
-               FROM {s}.outbox WHERE published_at IS NULL
+               FROM {s}.outbox WHERE published_at IS NULL AND seq > (SELECT coalesce(max(seq), 0) FROM {s}.outbox WHERE published_at IS NOT NULL)
               ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED"
         ))
         .bind(self.batch_size)
@@ -333,7 +361,11 @@ impl Relay {
             let headers = envelope(row);
             let ack = self
                 .js
-                .publish_with_headers(row.subject.clone(), headers, Bytes::from(row.payload.clone()))
+                .publish_with_headers(
+                    row.subject.clone(),
+                    headers,
+                    Bytes::from(row.payload.clone()),
+                )
                 .await?;
             acks.push(ack);
         }
@@ -354,7 +386,9 @@ impl Relay {
         .await?;
         tx.commit().await?;
         tracing::debug!(schema = s, count = rows.len(), "outbox batch published");
-        Ok(BatchOutcome { published: rows.len() })
+        Ok(BatchOutcome {
+            published: rows.len(),
+        })
     }
 }
 
@@ -367,7 +401,12 @@ fn envelope(row: &OutboxRow) -> async_nats::HeaderMap {
     headers.insert(h::CE_TYPE, row.subject.as_str());
     headers.insert(h::CE_SOURCE, row.source.as_str());
     headers.insert(h::CE_SUBJECT, row.resource.as_str());
-    headers.insert(h::CE_TIME, row.event_time.to_rfc3339_opts(SecondsFormat::Micros, true).as_str());
+    headers.insert(
+        h::CE_TIME,
+        row.event_time
+            .to_rfc3339_opts(SecondsFormat::Micros, true)
+            .as_str(),
+    );
     headers.insert(h::CONTENT_TYPE, events::CONTENT_TYPE);
     if let Some(tp) = &row.traceparent {
         headers.insert(h::TRACEPARENT, tp.as_str());

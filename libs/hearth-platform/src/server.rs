@@ -43,7 +43,9 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     for name in names.iter().copied().chain([""]) {
-        reporter.set_service_status(name, ServingStatus::Serving).await;
+        reporter
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
     }
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -58,7 +60,9 @@ pub async fn serve(
 
     let limits = tower::ServiceBuilder::new()
         .layer(tower::load_shed::LoadShedLayer::new())
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(opts.max_concurrent_requests));
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            opts.max_concurrent_requests,
+        ));
 
     let names: Vec<&'static str> = names.to_vec();
     let signal = drain(reporter, names, opts.shutdown_drain, shutdown);
@@ -70,16 +74,29 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            signal,
+        )
         .await
 }
 
-async fn drain(reporter: HealthReporter, names: Vec<&'static str>, wait: Duration, shutdown: CancellationToken) {
+async fn drain(
+    reporter: HealthReporter,
+    names: Vec<&'static str>,
+    wait: Duration,
+    shutdown: CancellationToken,
+) {
     shutdown.cancelled().await;
     for name in names.iter().copied().chain([""]) {
-        reporter.set_service_status(name, ServingStatus::NotServing).await;
+        reporter
+            .set_service_status(name, ServingStatus::NotServing)
+            .await;
     }
-    tracing::info!(drain_ms = wait.as_millis() as u64, "shutting down: health is NOT_SERVING");
+    tracing::info!(
+        drain_ms = wait.as_millis() as u64,
+        "shutting down: health is NOT_SERVING"
+    );
     tokio::time::sleep(wait).await;
 }
 
@@ -122,7 +139,10 @@ pub fn cancel_on_signal(token: CancellationToken) {
 /// Connects to NATS. The client keeps retrying in the background if the server is not
 /// up yet, so a service starts (and keeps accepting writes into its outbox) while NATS
 /// is down.
-pub async fn connect_nats(url: &str, name: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+pub async fn connect_nats(
+    url: &str,
+    name: &str,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
     async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()

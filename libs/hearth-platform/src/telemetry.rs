@@ -38,7 +38,10 @@ pub fn init(service: &'static str) -> Telemetry {
             .build(),
     );
     if std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty()) {
-        match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+        match opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+        {
             Ok(exporter) => builder = builder.with_batch_exporter(exporter),
             Err(err) => eprintln!("OTLP exporter not started: {err}"),
         }
@@ -46,8 +49,9 @@ pub fn init(service: &'static str) -> Telemetry {
     let provider = builder.build();
     let tracer = provider.tracer(service);
 
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn,h2=warn,tower=warn,hyper=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,sqlx=warn,async_nats=warn,h2=warn,tower=warn,hyper=warn")
+    });
     let json = std::env::var("HEARTH_LOG_FORMAT").is_ok_and(|v| v == "json");
     let fmt = if json {
         tracing_subscriber::fmt::layer()
@@ -56,7 +60,10 @@ pub fn init(service: &'static str) -> Telemetry {
             .with_span_list(false)
             .boxed()
     } else {
-        tracing_subscriber::fmt::layer().compact().with_target(false).boxed()
+        tracing_subscriber::fmt::layer()
+            .compact()
+            .with_target(false)
+            .boxed()
     };
     let _ = tracing_subscriber::registry()
         .with(filter)

@@ -20,5 +20,5 @@ pub mod hearth {
     }
 }
 
-pub use hearth::r#type::v1 as types;
 pub use hearth::referrals::v1 as referrals;
+pub use hearth::r#type::v1 as types;

@@ -81,7 +81,10 @@ fn from_db(err: sqlx::Error) -> ApiError {
                 );
             }
             Some("referrals_order_when_court_ordered") => {
-                return ApiError::invalid("referral.parenting_order", "must be set exactly when court-ordered");
+                return ApiError::invalid(
+                    "referral.parenting_order",
+                    "must be set exactly when court-ordered",
+                );
             }
             _ => {}
         }
@@ -90,6 +93,13 @@ fn from_db(err: sqlx::Error) -> ApiError {
 }
 
 type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The current time at the precision Postgres keeps (microseconds), so a response
+/// says exactly what a later read will.
+fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
 
 /// The referrals gRPC service.
 #[derive(Debug, Clone)]
@@ -143,7 +153,16 @@ impl ReferralsApi {
         hash: &[u8],
     ) -> Result<Mutation> {
         let mut tx = self.pool.begin().await?;
-        match store::claim_request(&mut tx, &caller.organisation, request_id, method, hash, referral_id).await? {
+        match store::claim_request(
+            &mut tx,
+            &caller.organisation,
+            request_id,
+            method,
+            hash,
+            referral_id,
+        )
+        .await?
+        {
             Claim::New => {}
             Claim::Conflict => return Err(Error::RequestIdReused),
             Claim::Replay(id) => {
@@ -166,7 +185,12 @@ impl ReferralsApi {
         })
     }
 
-    async fn commit(&self, mut tx: Transaction<'static, Postgres>, r: &Referral, events: &[OutboxEvent]) -> Result<pb::Referral> {
+    async fn commit(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        r: &Referral,
+        events: &[OutboxEvent],
+    ) -> Result<pb::Referral> {
         store::save_progress(&mut tx, r).await?;
         self.outbox.write(&mut tx, events).await?;
         tx.commit().await?;
@@ -177,7 +201,6 @@ impl ReferralsApi {
     async fn decide(
         &self,
         caller: &Caller,
-        method: &'static str,
         verb: Verb,
         name: &str,
         request_id: &str,
@@ -190,7 +213,11 @@ impl ReferralsApi {
         let (reason, decline_reason, destination) = details(&mut v);
         v.into_result(())?;
 
-        let (tx, mut r) = match self.begin(caller, method, name, id, request_id, &hash).await? {
+        let method = verb_method(verb);
+        let (tx, mut r) = match self
+            .begin(caller, method, name, id, request_id, &hash)
+            .await?
+        {
             Mutation::Replay(r) => return Ok(*r),
             Mutation::Go { tx, referral } => (tx, referral),
         };
@@ -213,7 +240,7 @@ impl ReferralsApi {
             outcome,
             by_org: caller.organisation.clone(),
             by: caller.subject.clone(),
-            at: Utc::now(),
+            at: now(),
             reason,
             decline_reason,
             destination,
@@ -221,6 +248,17 @@ impl ReferralsApi {
         let out = self.commit(tx, &r, &[events::decided(&r)]).await?;
         tracing::info!(referral_id = %r.id, state = domain::state_word(r.state), "referral decided");
         Ok(out)
+    }
+}
+
+/// The RPC a verb arrives through; names its request-id claims.
+fn verb_method(verb: Verb) -> &'static str {
+    match verb {
+        Verb::Accept => "AcceptReferral",
+        Verb::Signpost => "SignpostReferral",
+        Verb::Redirect => "RedirectReferral",
+        Verb::Decline => "DeclineReferral",
+        Verb::Withdraw => "WithdrawReferral",
     }
 }
 
@@ -248,7 +286,8 @@ fn encode_token(at: DateTime<Utc>, id: Uuid, filter: &str) -> String {
         id,
         f: filter_digest(filter),
     };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&t).unwrap_or_default())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&t).unwrap_or_default())
 }
 
 fn decode_token(raw: &str, filter: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, Violations> {
@@ -256,10 +295,15 @@ fn decode_token(raw: &str, filter: &str) -> Result<Option<(DateTime<Utc>, Uuid)>
         return Ok(None);
     }
     let bad = || Violations::single("page_token", "is not a token this service issued");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .map_err(|_| bad())?;
     let t: PageToken = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     if t.f != filter_digest(filter) {
-        return Err(Violations::single("page_token", "was issued for a different filter"));
+        return Err(Violations::single(
+            "page_token",
+            "was issued for a different filter",
+        ));
     }
     let at = DateTime::from_timestamp_micros(t.t).ok_or_else(bad)?;
     Ok(Some((at, t.id)))
@@ -278,7 +322,10 @@ impl ReferralsService for ReferralsApi {
         }))
     }
 
-    async fn get_referral(&self, req: Request<pb::GetReferralRequest>) -> Result<Response<pb::GetReferralResponse>, Status> {
+    async fn get_referral(
+        &self,
+        req: Request<pb::GetReferralRequest>,
+    ) -> Result<Response<pb::GetReferralResponse>, Status> {
         let caller = caller_of(&req)?;
         let name = req.into_inner().name;
         let mut v = Violations::new();
@@ -302,7 +349,11 @@ impl ReferralsService for ReferralsApi {
         let caller = caller_of(&req)?;
         let req = req.into_inner();
         if !caller.has_any(&access::READER_ROLES) {
-            return Err(Error::Denied("ROLE_REQUIRED", "listing referrals needs a practitioner-facing role".into()).into());
+            return Err(Error::Denied(
+                "ROLE_REQUIRED",
+                "listing referrals needs a practitioner-facing role".into(),
+            )
+            .into());
         }
         let mut v = Violations::new();
         let size = match i64::from(req.page_size) {
@@ -336,14 +387,21 @@ impl ReferralsService for ReferralsApi {
             .map_err(Error::from)?;
         let next_page_token = if ids.len() as i64 > size {
             ids.truncate(size as usize);
-            ids.last().map(|(id, at)| encode_token(*at, *id, &req.filter)).unwrap_or_default()
+            ids.last()
+                .map(|(id, at)| encode_token(*at, *id, &req.filter))
+                .unwrap_or_default()
         } else {
             String::new()
         };
         let only_ids: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
-        let referrals = store::load(&mut conn, &only_ids, false).await.map_err(Error::from)?;
+        let referrals = store::load(&mut conn, &only_ids, false)
+            .await
+            .map_err(Error::from)?;
         Ok(Response::new(pb::ListReferralsResponse {
-            referrals: referrals.iter().map(|r| convert::referral(r, true)).collect(),
+            referrals: referrals
+                .iter()
+                .map(|r| convert::referral(r, true))
+                .collect(),
             next_page_token,
         }))
     }
@@ -355,13 +413,19 @@ impl ReferralsService for ReferralsApi {
         let caller = caller_of(&req)?;
         let mut req = req.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
-        let hash = request_hash("AcceptReferral", &req);
+        let hash = request_hash(verb_method(Verb::Accept), &req);
         let r = self
-            .decide(&caller, "AcceptReferral", Verb::Accept, &req.name, &request_id, hash, |v| {
-                (validate::reason(v, "reason", &req.reason, false), None, String::new())
+            .decide(&caller, Verb::Accept, &req.name, &request_id, hash, |v| {
+                (
+                    validate::reason(v, "reason", &req.reason, false),
+                    None,
+                    String::new(),
+                )
             })
             .await?;
-        Ok(Response::new(pb::AcceptReferralResponse { referral: Some(r) }))
+        Ok(Response::new(pb::AcceptReferralResponse {
+            referral: Some(r),
+        }))
     }
 
     async fn signpost_referral(
@@ -371,14 +435,16 @@ impl ReferralsService for ReferralsApi {
         let caller = caller_of(&req)?;
         let mut req = req.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
-        let hash = request_hash("SignpostReferral", &req);
+        let hash = request_hash(verb_method(Verb::Signpost), &req);
         let r = self
-            .decide(&caller, "SignpostReferral", Verb::Signpost, &req.name, &request_id, hash, |v| {
+            .decide(&caller, Verb::Signpost, &req.name, &request_id, hash, |v| {
                 let to = validate::short_text(v, "signposted_to", &req.signposted_to, true);
                 (validate::reason(v, "reason", &req.reason, false), None, to)
             })
             .await?;
-        Ok(Response::new(pb::SignpostReferralResponse { referral: Some(r) }))
+        Ok(Response::new(pb::SignpostReferralResponse {
+            referral: Some(r),
+        }))
     }
 
     async fn redirect_referral(
@@ -388,14 +454,16 @@ impl ReferralsService for ReferralsApi {
         let caller = caller_of(&req)?;
         let mut req = req.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
-        let hash = request_hash("RedirectReferral", &req);
+        let hash = request_hash(verb_method(Verb::Redirect), &req);
         let r = self
-            .decide(&caller, "RedirectReferral", Verb::Redirect, &req.name, &request_id, hash, |v| {
+            .decide(&caller, Verb::Redirect, &req.name, &request_id, hash, |v| {
                 let to = validate::short_text(v, "redirected_to", &req.redirected_to, true);
                 (validate::reason(v, "reason", &req.reason, true), None, to)
             })
             .await?;
-        Ok(Response::new(pb::RedirectReferralResponse { referral: Some(r) }))
+        Ok(Response::new(pb::RedirectReferralResponse {
+            referral: Some(r),
+        }))
     }
 
     async fn decline_referral(
@@ -405,14 +473,20 @@ impl ReferralsService for ReferralsApi {
         let caller = caller_of(&req)?;
         let mut req = req.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
-        let hash = request_hash("DeclineReferral", &req);
+        let hash = request_hash(verb_method(Verb::Decline), &req);
         let r = self
-            .decide(&caller, "DeclineReferral", Verb::Decline, &req.name, &request_id, hash, |v| {
+            .decide(&caller, Verb::Decline, &req.name, &request_id, hash, |v| {
                 let code = validate::decline_reason(v, "decline_reason", req.decline_reason);
-                (validate::reason(v, "reason", &req.reason, true), Some(code), String::new())
+                (
+                    validate::reason(v, "reason", &req.reason, true),
+                    Some(code),
+                    String::new(),
+                )
             })
             .await?;
-        Ok(Response::new(pb::DeclineReferralResponse { referral: Some(r) }))
+        Ok(Response::new(pb::DeclineReferralResponse {
+            referral: Some(r),
+        }))
     }
 
     async fn withdraw_referral(
@@ -422,13 +496,19 @@ impl ReferralsService for ReferralsApi {
         let caller = caller_of(&req)?;
         let mut req = req.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
-        let hash = request_hash("WithdrawReferral", &req);
+        let hash = request_hash(verb_method(Verb::Withdraw), &req);
         let r = self
-            .decide(&caller, "WithdrawReferral", Verb::Withdraw, &req.name, &request_id, hash, |v| {
-                (validate::reason(v, "reason", &req.reason, false), None, String::new())
+            .decide(&caller, Verb::Withdraw, &req.name, &request_id, hash, |v| {
+                (
+                    validate::reason(v, "reason", &req.reason, false),
+                    None,
+                    String::new(),
+                )
             })
             .await?;
-        Ok(Response::new(pb::WithdrawReferralResponse { referral: Some(r) }))
+        Ok(Response::new(pb::WithdrawReferralResponse {
+            referral: Some(r),
+        }))
     }
 
     async fn record_contact(
@@ -447,15 +527,26 @@ impl ReferralsService for ReferralsApi {
         }
         v.into_result(()).map_err(Error::from)?;
 
-        let (tx, mut r) = match self.begin(&caller, "RecordContact", &req.name, id, request_id, &hash).await? {
-            Mutation::Replay(r) => return Ok(Response::new(pb::RecordContactResponse { referral: Some(*r) })),
+        let (tx, mut r) = match self
+            .begin(&caller, "RecordContact", &req.name, id, request_id, &hash)
+            .await?
+        {
+            Mutation::Replay(r) => {
+                return Ok(Response::new(pb::RecordContactResponse {
+                    referral: Some(*r),
+                }));
+            }
             Mutation::Go { tx, referral } => (tx, referral),
         };
         if !access::is_area_triage(&caller, parties(&r)) {
-            return Err(Error::Denied("ROLE_REQUIRED", "recording contact needs the receiving area's triage role".into()).into());
+            return Err(Error::Denied(
+                "ROLE_REQUIRED",
+                "recording contact needs the receiving area's triage role".into(),
+            )
+            .into());
         }
         r.check_open().map_err(Error::from)?;
-        let now = Utc::now();
+        let now = now();
         let mut v = Violations::new();
         let contact = validate::contact(
             &mut v,
@@ -468,11 +559,19 @@ impl ReferralsService for ReferralsApi {
         v.into_result(()).map_err(Error::from)?;
         let first = r.add_contact(contact.clone(), now);
         let mut tx = tx;
-        store::insert_contact(&mut tx, r.id, &contact).await.map_err(Error::from)?;
+        store::insert_contact(&mut tx, r.id, &contact)
+            .await
+            .map_err(Error::from)?;
         let out = self
-            .commit(tx, &r, &[events::contact_recorded(&r, &contact, first, now)])
+            .commit(
+                tx,
+                &r,
+                &[events::contact_recorded(&r, &contact, first, now)],
+            )
             .await?;
-        Ok(Response::new(pb::RecordContactResponse { referral: Some(out) }))
+        Ok(Response::new(pb::RecordContactResponse {
+            referral: Some(out),
+        }))
     }
 
     async fn record_consent(
@@ -483,7 +582,7 @@ impl ReferralsService for ReferralsApi {
         let mut req = req.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
         let hash = request_hash("RecordConsent", &req);
-        let now = Utc::now();
+        let now = now();
         let mut v = Violations::new();
         let id = validate::resource_id(&mut v, "name", &req.name, "referrals");
         let request_id = validate::request_id(&mut v, &request_id);
@@ -497,8 +596,15 @@ impl ReferralsService for ReferralsApi {
         v.into_result(()).map_err(Error::from)?;
         let consent = consent.expect("checked above");
 
-        let (mut tx, mut r) = match self.begin(&caller, "RecordConsent", &req.name, id, request_id, &hash).await? {
-            Mutation::Replay(r) => return Ok(Response::new(pb::RecordConsentResponse { referral: Some(*r) })),
+        let (mut tx, mut r) = match self
+            .begin(&caller, "RecordConsent", &req.name, id, request_id, &hash)
+            .await?
+        {
+            Mutation::Replay(r) => {
+                return Ok(Response::new(pb::RecordConsentResponse {
+                    referral: Some(*r),
+                }));
+            }
             Mutation::Go { tx, referral } => (tx, referral),
         };
         if !access::can_act_for_family(&caller, parties(&r)) {
@@ -509,11 +615,17 @@ impl ReferralsService for ReferralsApi {
             .into());
         }
         r.check_open().map_err(Error::from)?;
-        store::insert_consent(&mut tx, r.id, &consent).await.map_err(Error::from)?;
+        store::insert_consent(&mut tx, r.id, &consent)
+            .await
+            .map_err(Error::from)?;
         r.consents.push(consent.clone());
         r.updated_at = now;
-        let out = self.commit(tx, &r, &[events::consent_recorded(&r, &consent, now)]).await?;
-        Ok(Response::new(pb::RecordConsentResponse { referral: Some(out) }))
+        let out = self
+            .commit(tx, &r, &[events::consent_recorded(&r, &consent, now)])
+            .await?;
+        Ok(Response::new(pb::RecordConsentResponse {
+            referral: Some(out),
+        }))
     }
 
     async fn withdraw_consent(
@@ -524,14 +636,17 @@ impl ReferralsService for ReferralsApi {
         let mut req = req.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
         let hash = request_hash("WithdrawConsent", &req);
-        let now = Utc::now();
+        let now = now();
         let mut v = Violations::new();
         let (referral_id, consent_id) = validate::consent_name(&mut v, "name", &req.name);
         let request_id = validate::request_id(&mut v, &request_id);
         let reason = validate::reason(&mut v, "reason", &req.reason, false);
         let at = match &req.withdraw_time {
             None => now,
-            Some(ts) => match DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).unwrap_or(u32::MAX)) {
+            Some(ts) => match DateTime::from_timestamp(
+                ts.seconds,
+                u32::try_from(ts.nanos).unwrap_or(u32::MAX),
+            ) {
                 Some(t) if t <= now + chrono::Duration::minutes(5) => t,
                 Some(_) => {
                     v.add("withdraw_time", "must not be in the future");
@@ -546,11 +661,24 @@ impl ReferralsService for ReferralsApi {
         v.into_result(()).map_err(Error::from)?;
 
         let referral_name = convert::referral_name(referral_id);
-        let (mut tx, mut r) =
-            match self.begin(&caller, "WithdrawConsent", &referral_name, referral_id, request_id, &hash).await? {
-                Mutation::Replay(r) => return Ok(Response::new(pb::WithdrawConsentResponse { referral: Some(*r) })),
-                Mutation::Go { tx, referral } => (tx, referral),
-            };
+        let (mut tx, mut r) = match self
+            .begin(
+                &caller,
+                "WithdrawConsent",
+                &referral_name,
+                referral_id,
+                request_id,
+                &hash,
+            )
+            .await?
+        {
+            Mutation::Replay(r) => {
+                return Ok(Response::new(pb::WithdrawConsentResponse {
+                    referral: Some(*r),
+                }));
+            }
+            Mutation::Go { tx, referral } => (tx, referral),
+        };
         if !access::can_act_for_family(&caller, parties(&r)) {
             return Err(Error::Denied(
                 "ROLE_REQUIRED",
@@ -563,12 +691,21 @@ impl ReferralsService for ReferralsApi {
             .map_err(Error::from)?
             .cloned()
             .ok_or_else(|| Error::NotFound(req.name.clone()))?;
-        store::withdraw_consent(&mut tx, &withdrawn).await.map_err(Error::from)?;
-        let out = self.commit(tx, &r, &[events::consent_withdrawn(&r, &withdrawn, now)]).await?;
-        Ok(Response::new(pb::WithdrawConsentResponse { referral: Some(out) }))
+        store::withdraw_consent(&mut tx, &withdrawn)
+            .await
+            .map_err(Error::from)?;
+        let out = self
+            .commit(tx, &r, &[events::consent_withdrawn(&r, &withdrawn, now)])
+            .await?;
+        Ok(Response::new(pb::WithdrawConsentResponse {
+            referral: Some(out),
+        }))
     }
 
-    async fn get_family(&self, req: Request<pb::GetFamilyRequest>) -> Result<Response<pb::GetFamilyResponse>, Status> {
+    async fn get_family(
+        &self,
+        req: Request<pb::GetFamilyRequest>,
+    ) -> Result<Response<pb::GetFamilyResponse>, Status> {
         let caller = caller_of(&req)?;
         let name = req.into_inner().name;
         let mut v = Violations::new();
@@ -576,7 +713,10 @@ impl ReferralsService for ReferralsApi {
         v.into_result(()).map_err(Error::from)?;
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         let not_found = || Status::from(Error::NotFound(name.clone()));
-        let (area, created) = store::load_family(&mut conn, id).await.map_err(Error::from)?.ok_or_else(not_found)?;
+        let (area, created) = store::load_family(&mut conn, id)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(not_found)?;
         // A caller sees the family through the referrals they may see, and only the
         // members named on those.
         let visible: Vec<Uuid> = store::family_referrals(&mut conn, id)
@@ -597,7 +737,9 @@ impl ReferralsService for ReferralsApi {
         if visible.is_empty() {
             return Err(not_found());
         }
-        let (children, adults) = store::members_of(&mut conn, &visible).await.map_err(Error::from)?;
+        let (children, adults) = store::members_of(&mut conn, &visible)
+            .await
+            .map_err(Error::from)?;
         Ok(Response::new(pb::GetFamilyResponse {
             family: Some(pb::Family {
                 name: convert::family_name(id),
@@ -612,14 +754,18 @@ impl ReferralsService for ReferralsApi {
 }
 
 impl ReferralsApi {
-    async fn create(&self, caller: &Caller, req: pb::CreateReferralRequest) -> Result<pb::Referral> {
+    async fn create(
+        &self,
+        caller: &Caller,
+        req: pb::CreateReferralRequest,
+    ) -> Result<pb::Referral> {
         if !access::can_refer(caller) {
             return Err(Error::Denied(
                 "ROLE_REQUIRED",
                 "creating a referral needs the referrer or triage role".into(),
             ));
         }
-        let now = Utc::now();
+        let now = now();
         let mut v = Violations::new();
         let request_id = validate::request_id(&mut v, &req.request_id);
         let built = match &req.referral {
@@ -627,17 +773,21 @@ impl ReferralsApi {
                 v.add("referral", "is required");
                 None
             }
-            Some(r) => match validate::new_referral(r, &caller.organisation, &caller.subject, now) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    for (f, d) in e.iter() {
-                        v.add(f, d);
+            Some(r) => {
+                match validate::new_referral(r, &caller.organisation, &caller.subject, now) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        for (f, d) in e.iter() {
+                            v.add(f, d);
+                        }
+                        None
                     }
-                    None
                 }
-            },
+            }
         };
-        let mut r = v.into_result(built)?.expect("no violations means a referral");
+        let mut r = v
+            .into_result(built)?
+            .expect("no violations means a referral");
         if req.validate_only {
             return Ok(convert::referral(&r, false));
         }
@@ -648,7 +798,16 @@ impl ReferralsApi {
         };
 
         let mut tx = self.pool.begin().await?;
-        match store::claim_request(&mut tx, &caller.organisation, request_id, "CreateReferral", &hash, r.id).await? {
+        match store::claim_request(
+            &mut tx,
+            &caller.organisation,
+            request_id,
+            "CreateReferral",
+            &hash,
+            r.id,
+        )
+        .await?
+        {
             Claim::New => {}
             Claim::Conflict => return Err(Error::RequestIdReused),
             Claim::Replay(id) => {
@@ -675,7 +834,8 @@ impl ReferralsApi {
         let area = r.receiving_area.clone();
         let postcode = r.postcode.clone();
         for child in r.children.iter_mut() {
-            let Some(known) = store::find_known_child(&mut tx, &area, child, &postcode).await? else {
+            let Some(known) = store::find_known_child(&mut tx, &area, child, &postcode).await?
+            else {
                 continue;
             };
             let family = linked.get_or_insert((known.family_id, known.how)).0;

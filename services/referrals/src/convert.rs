@@ -104,7 +104,11 @@ pub fn decision(d: &Decision) -> pb::Decision {
 /// The whole referral. `name` is empty for a validate-only preview.
 pub fn referral(r: &Referral, with_name: bool) -> pb::Referral {
     pb::Referral {
-        name: if with_name { referral_name(r.id) } else { String::new() },
+        name: if with_name {
+            referral_name(r.id)
+        } else {
+            String::new()
+        },
         receiving_area: r.receiving_area.clone(),
         referring_organisation: r.referring_org.clone(),
         referrer: Some(pb::Referrer {
@@ -143,7 +147,11 @@ pub fn referral(r: &Referral, with_name: bool) -> pb::Referral {
         state: r.state as i32,
         decision: r.decision.as_ref().map(decision),
         contacts: r.contacts.iter().map(|c| contact(r.id, c)).collect(),
-        family_name: if with_name { family_name(r.family_id) } else { String::new() },
+        family_name: if with_name {
+            family_name(r.family_id)
+        } else {
+            String::new()
+        },
         linked_to_existing_family: r.linked_existing,
         receive_time: Some(ts(r.received_at)),
         first_contact_time: r.first_contact_at.map(ts),

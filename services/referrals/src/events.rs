@@ -40,7 +40,12 @@ pub fn stream_spec() -> StreamSpec {
 }
 
 fn event(subject: &str, r: &Referral, payload: impl Message, at: DateTime<Utc>) -> OutboxEvent {
-    OutboxEvent::new(subject, convert::referral_name(r.id), payload.encode_to_vec(), at)
+    OutboxEvent::new(
+        subject,
+        convert::referral_name(r.id),
+        payload.encode_to_vec(),
+        at,
+    )
 }
 
 pub fn received(r: &Referral) -> OutboxEvent {
@@ -56,7 +61,10 @@ pub fn family_linked(r: &Referral, matched: &[uuid::Uuid], how: pb::LinkMatch) -
     let msg = pb::FamilyLinked {
         r#ref: Some(convert::reference(r)),
         family: convert::family_name(r.family_id),
-        matched_members: matched.iter().map(|m| convert::member_name(r.family_id, *m)).collect(),
+        matched_members: matched
+            .iter()
+            .map(|m| convert::member_name(r.family_id, *m))
+            .collect(),
         r#match: how as i32,
         occur_time: Some(convert::ts(r.received_at)),
     };
@@ -65,37 +73,64 @@ pub fn family_linked(r: &Referral, matched: &[uuid::Uuid], how: pb::LinkMatch) -
 
 /// The event for a decision just made.
 pub fn decided(r: &Referral) -> OutboxEvent {
-    let d = r.decision.as_ref().expect("decided() is called after a decision");
-    let (rf, dec, at) = (Some(convert::reference(r)), Some(convert::decision(d)), Some(convert::ts(d.at)));
+    let d = r
+        .decision
+        .as_ref()
+        .expect("decided() is called after a decision");
+    let (rf, dec, at) = (
+        Some(convert::reference(r)),
+        Some(convert::decision(d)),
+        Some(convert::ts(d.at)),
+    );
     match d.outcome {
         State::Accepted => event(
             subject::ACCEPTED,
             r,
-            pb::ReferralAccepted { r#ref: rf, decision: dec, occur_time: at },
+            pb::ReferralAccepted {
+                r#ref: rf,
+                decision: dec,
+                occur_time: at,
+            },
             d.at,
         ),
         State::Signposted => event(
             subject::SIGNPOSTED,
             r,
-            pb::ReferralSignposted { r#ref: rf, decision: dec, occur_time: at },
+            pb::ReferralSignposted {
+                r#ref: rf,
+                decision: dec,
+                occur_time: at,
+            },
             d.at,
         ),
         State::Redirected => event(
             subject::REDIRECTED,
             r,
-            pb::ReferralRedirected { r#ref: rf, decision: dec, occur_time: at },
+            pb::ReferralRedirected {
+                r#ref: rf,
+                decision: dec,
+                occur_time: at,
+            },
             d.at,
         ),
         State::Declined => event(
             subject::DECLINED,
             r,
-            pb::ReferralDeclined { r#ref: rf, decision: dec, occur_time: at },
+            pb::ReferralDeclined {
+                r#ref: rf,
+                decision: dec,
+                occur_time: at,
+            },
             d.at,
         ),
         State::Withdrawn => event(
             subject::WITHDRAWN,
             r,
-            pb::ReferralWithdrawn { r#ref: rf, decision: dec, occur_time: at },
+            pb::ReferralWithdrawn {
+                r#ref: rf,
+                decision: dec,
+                occur_time: at,
+            },
             d.at,
         ),
         State::Received | State::Unspecified => unreachable!("not a decision"),

@@ -34,9 +34,19 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs the service on `listener` until `shutdown` fires: migrates, starts the outbox
 /// relay, serves gRPC; on shutdown, drains calls, then stops the relay.
-pub async fn run(cfg: ServiceConfig, listener: TcpListener, shutdown: CancellationToken) -> Result<(), BoxError> {
+pub async fn run(
+    cfg: ServiceConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), BoxError> {
     let verifier = TokenVerifier::from_config(&cfg.auth)?;
-    let pool = db::connect(&cfg.database_url, store::SCHEMA, cfg.database_max_connections, Duration::from_secs(30)).await?;
+    let pool = db::connect(
+        &cfg.database_url,
+        store::SCHEMA,
+        cfg.database_max_connections,
+        Duration::from_secs(30),
+    )
+    .await?;
     db::migrate(&pool, store::SCHEMA, &MIGRATOR).await?;
     let nats = server::connect_nats(&cfg.nats_url, "referrals").await?;
     let js = async_nats::jetstream::new(nats.clone());
@@ -50,7 +60,10 @@ pub async fn run(cfg: ServiceConfig, listener: TcpListener, shutdown: Cancellati
     let svc = ReferralsServiceServer::new(api::ReferralsApi::new(pool.clone()))
         .max_decoding_message_size(cfg.max_message_bytes)
         .max_encoding_message_size(cfg.max_message_bytes);
-    let routes = Routes::new(InterceptedService::new(svc, Authenticator::new(verifier, api::DOMAIN)));
+    let routes = Routes::new(InterceptedService::new(
+        svc,
+        Authenticator::new(verifier, api::DOMAIN),
+    ));
     server::set_descriptors(hearth_proto::FILE_DESCRIPTOR_SET);
     tracing::info!(addr = %listener.local_addr()?, "referrals service listening");
     let served = server::serve(listener, (&cfg).into(), routes, &[SERVICE_NAME], shutdown).await;

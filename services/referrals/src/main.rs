@@ -20,17 +20,31 @@ async fn main() -> anyhow::Result<()> {
     let result = match args.first().map(String::as_str) {
         None | Some("serve") => serve(cfg).await,
         Some("migrate") => {
-            let pool = db::connect(&cfg.database_url, store::SCHEMA, 2, std::time::Duration::from_secs(30)).await?;
+            let pool = db::connect(
+                &cfg.database_url,
+                store::SCHEMA,
+                2,
+                std::time::Duration::from_secs(30),
+            )
+            .await?;
             db::migrate(&pool, store::SCHEMA, &MIGRATOR).await?;
             println!("migrations applied");
             Ok(())
         }
         Some("republish") => {
             let from: i64 = match args.get(1..3) {
-                Some([flag, n]) if flag == "--from" => n.parse().context("--from takes an outbox sequence number")?,
+                Some([flag, n]) if flag == "--from" => n
+                    .parse()
+                    .context("--from takes an outbox sequence number")?,
                 _ => anyhow::bail!("usage: referrals republish --from SEQ"),
             };
-            let pool = db::connect(&cfg.database_url, store::SCHEMA, 2, std::time::Duration::from_secs(30)).await?;
+            let pool = db::connect(
+                &cfg.database_url,
+                store::SCHEMA,
+                2,
+                std::time::Duration::from_secs(30),
+            )
+            .await?;
             let n = outbox::republish_from(&pool, store::SCHEMA, from).await?;
             println!("{n} events from sequence {from} will be published again");
             Ok(())
@@ -47,5 +61,7 @@ async fn serve(cfg: ServiceConfig) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", cfg.grpc_addr))?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
-    referrals::run(cfg, listener, shutdown).await.map_err(|e| anyhow::anyhow!(e))
+    referrals::run(cfg, listener, shutdown)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
 }

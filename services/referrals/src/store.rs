@@ -99,7 +99,8 @@ pub async fn claim_request(
     .bind(request_id)
     .fetch_one(&mut *conn)
     .await?;
-    let same = row.get::<String, _>("method") == method && row.get::<Vec<u8>, _>("request_hash") == hash;
+    let same =
+        row.get::<String, _>("method") == method && row.get::<Vec<u8>, _>("request_hash") == hash;
     Ok(if same {
         Claim::Replay(row.get("referral_id"))
     } else {
@@ -109,19 +110,31 @@ pub async fn claim_request(
 
 /// The key a child is matched on, lower-cased: `given|family`.
 pub fn name_key(given: &str, family: &str) -> String {
-    format!("{}|{}", given.trim().to_lowercase(), family.trim().to_lowercase())
+    format!(
+        "{}|{}",
+        given.trim().to_lowercase(),
+        family.trim().to_lowercase()
+    )
 }
 
 /// Serialises concurrent referrals that could match the same child, so two referrals
 /// for one new child cannot create two families. Keys are taken in sorted order.
-pub async fn lock_identities(conn: &mut PgConnection, area: &str, r: &Referral) -> Result<(), sqlx::Error> {
+pub async fn lock_identities(
+    conn: &mut PgConnection,
+    area: &str,
+    r: &Referral,
+) -> Result<(), sqlx::Error> {
     let mut keys: Vec<String> = Vec::new();
     for c in &r.children {
         if let Some(n) = &c.nhs_number {
             keys.push(format!("{area}|nhs|{n}"));
         }
         if let Some(d) = c.date_of_birth {
-            keys.push(format!("{area}|id|{}|{d}|{}", name_key(&c.given_name, &c.family_name), r.postcode));
+            keys.push(format!(
+                "{area}|id|{}|{d}|{}",
+                name_key(&c.given_name, &c.family_name),
+                r.postcode
+            ));
         }
     }
     keys.sort();
@@ -189,24 +202,40 @@ pub async fn find_known_child(
 }
 
 /// The adults already in a family: `(member id, name key, role)`.
-pub async fn family_adults(conn: &mut PgConnection, family_id: Uuid) -> Result<Vec<(Uuid, String, String)>, sqlx::Error> {
+pub async fn family_adults(
+    conn: &mut PgConnection,
+    family_id: Uuid,
+) -> Result<Vec<(Uuid, String, String)>, sqlx::Error> {
     let rows = sqlx::query("SELECT id, name_key, role FROM referrals.family_members WHERE family_id = $1 AND kind = 'adult'")
         .bind(family_id)
         .fetch_all(&mut *conn)
         .await?;
     Ok(rows
         .iter()
-        .map(|r| (r.get("id"), r.get("name_key"), r.get::<Option<String>, _>("role").unwrap_or_default()))
+        .map(|r| {
+            (
+                r.get("id"),
+                r.get("name_key"),
+                r.get::<Option<String>, _>("role").unwrap_or_default(),
+            )
+        })
         .collect())
 }
 
-pub async fn insert_family(conn: &mut PgConnection, id: Uuid, area: &str, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO referrals.families (id, receiving_area, created_at) VALUES ($1, $2, $3)")
-        .bind(id)
-        .bind(area)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
+pub async fn insert_family(
+    conn: &mut PgConnection,
+    id: Uuid,
+    area: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO referrals.families (id, receiving_area, created_at) VALUES ($1, $2, $3)",
+    )
+    .bind(id)
+    .bind(area)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -217,7 +246,11 @@ pub async fn insert_referral(
     r: &Referral,
     new_members: &HashSet<Uuid>,
 ) -> Result<(), sqlx::Error> {
-    for c in r.children.iter().filter(|c| new_members.contains(&c.member_id)) {
+    for c in r
+        .children
+        .iter()
+        .filter(|c| new_members.contains(&c.member_id))
+    {
         sqlx::query(
             "INSERT INTO referrals.family_members
                (id, family_id, receiving_area, kind, given_name, family_name, name_key, date_of_birth, due_date,
@@ -239,7 +272,11 @@ pub async fn insert_referral(
         .execute(&mut *conn)
         .await?;
     }
-    for a in r.adults.iter().filter(|a| new_members.contains(&a.member_id)) {
+    for a in r
+        .adults
+        .iter()
+        .filter(|a| new_members.contains(&a.member_id))
+    {
         sqlx::query(
             "INSERT INTO referrals.family_members
                (id, family_id, receiving_area, kind, given_name, family_name, name_key, date_of_birth, ethnicity,
@@ -327,7 +364,11 @@ pub async fn insert_referral(
     Ok(())
 }
 
-pub async fn insert_consent(conn: &mut PgConnection, referral_id: Uuid, c: &Consent) -> Result<(), sqlx::Error> {
+pub async fn insert_consent(
+    conn: &mut PgConnection,
+    referral_id: Uuid,
+    c: &Consent,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO referrals.consents (id, referral_id, given_by, given_by_role, given_at, scopes)
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -344,16 +385,22 @@ pub async fn insert_consent(conn: &mut PgConnection, referral_id: Uuid, c: &Cons
 }
 
 pub async fn withdraw_consent(conn: &mut PgConnection, c: &Consent) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE referrals.consents SET withdrawn_at = $2, withdraw_reason = $3 WHERE id = $1")
-        .bind(c.id)
-        .bind(c.withdrawn_at)
-        .bind(&c.withdraw_reason)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE referrals.consents SET withdrawn_at = $2, withdraw_reason = $3 WHERE id = $1",
+    )
+    .bind(c.id)
+    .bind(c.withdrawn_at)
+    .bind(&c.withdraw_reason)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
-pub async fn insert_contact(conn: &mut PgConnection, referral_id: Uuid, c: &Contact) -> Result<(), sqlx::Error> {
+pub async fn insert_contact(
+    conn: &mut PgConnection,
+    referral_id: Uuid,
+    c: &Contact,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO referrals.contacts (id, referral_id, method, contact_at, successful, note, recorded_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -402,12 +449,20 @@ const REFERRAL_COLUMNS: &str = "id, receiving_area, referring_org, created_by, r
     decision_reason, decline_reason, decision_destination, received_at, first_contact_at, decided_at, updated_at";
 
 /// Loads one referral, locking it for the rest of the transaction when `for_update`.
-pub async fn load_one(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Option<Referral>, sqlx::Error> {
+pub async fn load_one(
+    conn: &mut PgConnection,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Option<Referral>, sqlx::Error> {
     Ok(load(conn, &[id], for_update).await?.pop())
 }
 
 /// Loads referrals by id, in the order of `ids`; missing ids are skipped.
-pub async fn load(conn: &mut PgConnection, ids: &[Uuid], for_update: bool) -> Result<Vec<Referral>, sqlx::Error> {
+pub async fn load(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    for_update: bool,
+) -> Result<Vec<Referral>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(vec![]);
     }
@@ -418,7 +473,10 @@ pub async fn load(conn: &mut PgConnection, ids: &[Uuid], for_update: bool) -> Re
     .bind(ids)
     .fetch_all(&mut *conn)
     .await?;
-    let mut by_id: HashMap<Uuid, Referral> = rows.iter().map(|row| (row.get("id"), referral_from_row(row))).collect();
+    let mut by_id: HashMap<Uuid, Referral> = rows
+        .iter()
+        .map(|row| (row.get("id"), referral_from_row(row)))
+        .collect();
 
     let members = sqlx::query(
         "SELECT rm.referral_id, m.id, m.kind, m.given_name, m.family_name, m.date_of_birth, m.due_date,
@@ -503,26 +561,47 @@ fn push_member(children: &mut Vec<Child>, adults: &mut Vec<Adult>, row: &PgRow) 
 }
 
 fn referral_from_row(row: &PgRow) -> Referral {
-    let order = row.get::<Option<String>, _>("order_court").map(|court| ParentingOrder {
-        court,
-        made: row.get::<Option<NaiveDate>, _>("order_made").unwrap_or_default(),
-        expires: row.get::<Option<NaiveDate>, _>("order_expires").unwrap_or_default(),
-        officer_org: row.get::<Option<String>, _>("order_officer_org").unwrap_or_default(),
-        officer_service: ResponsibleOfficerService::from_db(
-            &row.get::<Option<String>, _>("order_officer_service").unwrap_or_default(),
-        ),
-        officer_name: row.get::<Option<String>, _>("order_officer_name").unwrap_or_default(),
-    });
+    let order = row
+        .get::<Option<String>, _>("order_court")
+        .map(|court| ParentingOrder {
+            court,
+            made: row
+                .get::<Option<NaiveDate>, _>("order_made")
+                .unwrap_or_default(),
+            expires: row
+                .get::<Option<NaiveDate>, _>("order_expires")
+                .unwrap_or_default(),
+            officer_org: row
+                .get::<Option<String>, _>("order_officer_org")
+                .unwrap_or_default(),
+            officer_service: ResponsibleOfficerService::from_db(
+                &row.get::<Option<String>, _>("order_officer_service")
+                    .unwrap_or_default(),
+            ),
+            officer_name: row
+                .get::<Option<String>, _>("order_officer_name")
+                .unwrap_or_default(),
+        });
     let state = State::from_db(row.get("state"));
     let decided_at: Option<DateTime<Utc>> = row.get("decided_at");
     let decision = decided_at.map(|at| Decision {
         outcome: state,
-        by_org: row.get::<Option<String>, _>("decided_by_org").unwrap_or_default(),
-        by: row.get::<Option<String>, _>("decided_by").unwrap_or_default(),
+        by_org: row
+            .get::<Option<String>, _>("decided_by_org")
+            .unwrap_or_default(),
+        by: row
+            .get::<Option<String>, _>("decided_by")
+            .unwrap_or_default(),
         at,
-        reason: row.get::<Option<String>, _>("decision_reason").unwrap_or_default(),
-        decline_reason: row.get::<Option<String>, _>("decline_reason").map(|s| DeclineReason::from_db(&s)),
-        destination: row.get::<Option<String>, _>("decision_destination").unwrap_or_default(),
+        reason: row
+            .get::<Option<String>, _>("decision_reason")
+            .unwrap_or_default(),
+        decline_reason: row
+            .get::<Option<String>, _>("decline_reason")
+            .map(|s| DeclineReason::from_db(&s)),
+        destination: row
+            .get::<Option<String>, _>("decision_destination")
+            .unwrap_or_default(),
     });
     Referral {
         id: row.get("id"),
@@ -614,20 +693,30 @@ pub async fn list_ids(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.iter().map(|r| (r.get("id"), r.get("received_at"))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("id"), r.get("received_at")))
+        .collect())
 }
 
 /// A family's area and creation time.
-pub async fn load_family(conn: &mut PgConnection, id: Uuid) -> Result<Option<(String, DateTime<Utc>)>, sqlx::Error> {
-    let row = sqlx::query("SELECT receiving_area, created_at FROM referrals.families WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+pub async fn load_family(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<(String, DateTime<Utc>)>, sqlx::Error> {
+    let row =
+        sqlx::query("SELECT receiving_area, created_at FROM referrals.families WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
     Ok(row.map(|r| (r.get("receiving_area"), r.get("created_at"))))
 }
 
 /// A family's referrals as `(id, referring org, receiving area)`, oldest first.
-pub async fn family_referrals(conn: &mut PgConnection, family_id: Uuid) -> Result<Vec<(Uuid, String, String)>, sqlx::Error> {
+pub async fn family_referrals(
+    conn: &mut PgConnection,
+    family_id: Uuid,
+) -> Result<Vec<(Uuid, String, String)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, referring_org, receiving_area FROM referrals.referrals WHERE family_id = $1 ORDER BY received_at, id",
     )
@@ -641,7 +730,10 @@ pub async fn family_referrals(conn: &mut PgConnection, family_id: Uuid) -> Resul
 }
 
 /// The members named on the given referrals, each once, in the order first named.
-pub async fn members_of(conn: &mut PgConnection, referral_ids: &[Uuid]) -> Result<(Vec<Child>, Vec<Adult>), sqlx::Error> {
+pub async fn members_of(
+    conn: &mut PgConnection,
+    referral_ids: &[Uuid],
+) -> Result<(Vec<Child>, Vec<Adult>), sqlx::Error> {
     let rows = sqlx::query(
         "SELECT m.id, m.kind, m.given_name, m.family_name, m.date_of_birth, m.due_date, m.nhs_number, m.ethnicity,
                 m.role, m.phone

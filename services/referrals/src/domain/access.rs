@@ -13,7 +13,12 @@
 use hearth_platform::{Caller, Role};
 
 /// Roles through which a referring organisation's staff see its referrals.
-pub const READER_ROLES: [Role; 4] = [Role::Referrer, Role::Triage, Role::Practitioner, Role::Coordinator];
+pub const READER_ROLES: [Role; 4] = [
+    Role::Referrer,
+    Role::Triage,
+    Role::Practitioner,
+    Role::Coordinator,
+];
 
 /// The parties of a referral, as access rules need them.
 #[derive(Debug, Clone, Copy)]
@@ -23,7 +28,8 @@ pub struct Parties<'a> {
 }
 
 pub fn can_see(caller: &Caller, p: Parties<'_>) -> bool {
-    is_area_triage(caller, p) || (caller.organisation == p.referring_org && caller.has_any(&READER_ROLES))
+    is_area_triage(caller, p)
+        || (caller.organisation == p.referring_org && caller.has_any(&READER_ROLES))
 }
 
 pub fn is_area_triage(caller: &Caller, p: Parties<'_>) -> bool {
@@ -32,7 +38,8 @@ pub fn is_area_triage(caller: &Caller, p: Parties<'_>) -> bool {
 
 /// Withdrawals and consents.
 pub fn can_act_for_family(caller: &Caller, p: Parties<'_>) -> bool {
-    is_area_triage(caller, p) || (caller.organisation == p.referring_org && caller.has(Role::Referrer))
+    is_area_triage(caller, p)
+        || (caller.organisation == p.referring_org && caller.has(Role::Referrer))
 }
 
 /// Creating a referral: referrers, and triage officers taking one at the front door.
@@ -61,9 +68,18 @@ mod tests {
     fn referring_org_and_area_triage_see_it_nobody_else_does() {
         assert!(can_see(&caller("school", &[Role::Referrer]), P));
         assert!(can_see(&caller("midlothian", &[Role::Triage]), P));
-        assert!(!can_see(&caller("midlothian", &[Role::Practitioner]), P), "area staff without triage");
-        assert!(!can_see(&caller("police", &[Role::Triage]), P), "another area's triage");
-        assert!(!can_see(&caller("school", &[Role::Analyst]), P), "analysts see no personal data");
+        assert!(
+            !can_see(&caller("midlothian", &[Role::Practitioner]), P),
+            "area staff without triage"
+        );
+        assert!(
+            !can_see(&caller("police", &[Role::Triage]), P),
+            "another area's triage"
+        );
+        assert!(
+            !can_see(&caller("school", &[Role::Analyst]), P),
+            "analysts see no personal data"
+        );
         assert!(!can_see(&caller("school", &[]), P), "no role, no access");
     }
 
@@ -72,6 +88,9 @@ mod tests {
         assert!(is_area_triage(&caller("midlothian", &[Role::Triage]), P));
         assert!(!is_area_triage(&caller("school", &[Role::Triage]), P));
         assert!(can_act_for_family(&caller("school", &[Role::Referrer]), P));
-        assert!(!can_act_for_family(&caller("school", &[Role::Practitioner]), P));
+        assert!(!can_act_for_family(
+            &caller("school", &[Role::Practitioner]),
+            P
+        ));
     }
 }

@@ -125,7 +125,9 @@ pub fn parse(input: &str) -> Result<ListFilter, String> {
             ("receiving_area", "=") => f.receiving_area = Some(value.to_owned()),
             ("receive_time", op @ (">=" | ">" | "<=" | "<")) => {
                 let t = DateTime::parse_from_rfc3339(value)
-                    .map_err(|_| format!("receive_time needs an RFC 3339 time in quotes, got {value:?}"))?
+                    .map_err(|_| {
+                        format!("receive_time needs an RFC 3339 time in quotes, got {value:?}")
+                    })?
                     .with_timezone(&Utc);
                 // Normalise to [from, before) at microsecond precision (Postgres's).
                 let micro = chrono::Duration::microseconds(1);
@@ -148,8 +150,12 @@ pub fn parse(input: &str) -> Result<ListFilter, String> {
     }
     // Two `=` on the same field can never both hold; AND means intersection, so keep
     // only a single allowed value per field as written.
-    if f.state_in.as_ref().is_some_and(|v| v.len() > 1) || f.source_in.as_ref().is_some_and(|v| v.len() > 1) {
-        return Err("a field can be compared with = only once (AND of two values matches nothing)".into());
+    if f.state_in.as_ref().is_some_and(|v| v.len() > 1)
+        || f.source_in.as_ref().is_some_and(|v| v.len() > 1)
+    {
+        return Err(
+            "a field can be compared with = only once (AND of two values matches nothing)".into(),
+        );
     }
     Ok(f)
 }
@@ -169,7 +175,10 @@ mod tests {
         let f = parse(r#"state = RECEIVED AND source != SOURCE_POLICE AND receive_time >= "2026-01-01T00:00:00Z""#).unwrap();
         assert_eq!(f.state_in, Some(vec![State::Received]));
         assert_eq!(f.source_not, vec![Source::Police]);
-        assert_eq!(f.received_from.unwrap().to_rfc3339(), "2026-01-01T00:00:00+00:00");
+        assert_eq!(
+            f.received_from.unwrap().to_rfc3339(),
+            "2026-01-01T00:00:00+00:00"
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ use hearth_proto::referrals as pb;
 use uuid::Uuid;
 
 pub use pb::{
-    ConsentScope, ContactMethod, DeclineReason, ParentingRole, PreferredTime, Reason, ResponsibleOfficerService,
-    Route, Source, State, Urgency,
+    ConsentScope, ContactMethod, DeclineReason, ParentingRole, PreferredTime, Reason,
+    ResponsibleOfficerService, Route, Source, State, Urgency,
 };
 
 /// A referral as the service holds it.
@@ -163,11 +163,17 @@ impl Verb {
 pub enum RuleBroken {
     #[error("the referral is already {0}; a decision is final")]
     AlreadyDecided(&'static str),
-    #[error("a referral with a safeguarding concern cannot be signposted or declined; accept it or redirect it to children's social care")]
+    #[error(
+        "a referral with a safeguarding concern cannot be signposted or declined; accept it or redirect it to children's social care"
+    )]
     SafeguardingConcern,
-    #[error("an assessment needs the family's explicit consent: record consent covering assessment first")]
+    #[error(
+        "an assessment needs the family's explicit consent: record consent covering assessment first"
+    )]
     ConsentRequired,
-    #[error("the referral is {0}; contacts and consents can only be recorded while it is received or accepted")]
+    #[error(
+        "the referral is {0}; contacts and consents can only be recorded while it is received or accepted"
+    )]
     Closed(&'static str),
     #[error("this consent was already withdrawn")]
     ConsentAlreadyWithdrawn,
@@ -213,7 +219,9 @@ impl Referral {
             return Err(RuleBroken::AlreadyDecided(state_word(self.state)));
         }
         match verb {
-            Verb::Signpost | Verb::Decline if self.safeguarding => Err(RuleBroken::SafeguardingConcern),
+            Verb::Signpost | Verb::Decline if self.safeguarding => {
+                Err(RuleBroken::SafeguardingConcern)
+            }
             Verb::Accept if self.route != Route::CourtOrdered && !self.has_assessment_consent() => {
                 Err(RuleBroken::ConsentRequired)
             }
@@ -333,12 +341,24 @@ pub(crate) mod tests {
     #[test]
     fn a_received_referral_can_take_every_decision_once() {
         let now = Utc::now();
-        for verb in [Verb::Accept, Verb::Signpost, Verb::Redirect, Verb::Decline, Verb::Withdraw] {
+        for verb in [
+            Verb::Accept,
+            Verb::Signpost,
+            Verb::Redirect,
+            Verb::Decline,
+            Verb::Withdraw,
+        ] {
             let mut r = sample(now);
             let to = r.check_decision(verb).unwrap();
             assert_eq!(to, verb.target());
             r.decide(decision(to, now));
-            for again in [Verb::Accept, Verb::Signpost, Verb::Redirect, Verb::Decline, Verb::Withdraw] {
+            for again in [
+                Verb::Accept,
+                Verb::Signpost,
+                Verb::Redirect,
+                Verb::Decline,
+                Verb::Withdraw,
+            ] {
                 assert!(
                     matches!(r.check_decision(again), Err(RuleBroken::AlreadyDecided(_))),
                     "{verb:?} then {again:?}"
@@ -352,8 +372,14 @@ pub(crate) mod tests {
         let now = Utc::now();
         let mut r = sample(now);
         r.safeguarding = true;
-        assert_eq!(r.check_decision(Verb::Signpost), Err(RuleBroken::SafeguardingConcern));
-        assert_eq!(r.check_decision(Verb::Decline), Err(RuleBroken::SafeguardingConcern));
+        assert_eq!(
+            r.check_decision(Verb::Signpost),
+            Err(RuleBroken::SafeguardingConcern)
+        );
+        assert_eq!(
+            r.check_decision(Verb::Decline),
+            Err(RuleBroken::SafeguardingConcern)
+        );
         assert_eq!(r.check_decision(Verb::Redirect), Ok(State::Redirected));
         assert_eq!(r.check_decision(Verb::Accept), Ok(State::Accepted));
         assert_eq!(r.check_decision(Verb::Withdraw), Ok(State::Withdrawn));
@@ -365,7 +391,10 @@ pub(crate) mod tests {
         let mut r = sample(now);
         let id = r.consents[0].id;
         r.withdraw_consent(id, now, "changed mind", now).unwrap();
-        assert_eq!(r.check_decision(Verb::Accept), Err(RuleBroken::ConsentRequired));
+        assert_eq!(
+            r.check_decision(Verb::Accept),
+            Err(RuleBroken::ConsentRequired)
+        );
         r.route = Route::CourtOrdered;
         assert_eq!(r.check_decision(Verb::Accept), Ok(State::Accepted));
         assert_eq!(
@@ -386,12 +415,21 @@ pub(crate) mod tests {
             note: String::new(),
             recorded_by: "t".into(),
         };
-        assert!(!r.add_contact(c(5, false), now), "an unanswered call is not contact");
+        assert!(
+            !r.add_contact(c(5, false), now),
+            "an unanswered call is not contact"
+        );
         assert!(r.first_contact_at.is_none());
         assert!(r.add_contact(c(30, true), now));
         assert!(!r.add_contact(c(60, true), now));
-        assert!(r.add_contact(c(10, true), now), "an earlier contact recorded late wins");
-        assert_eq!(r.first_contact_at, Some(now + chrono::Duration::minutes(10)));
+        assert!(
+            r.add_contact(c(10, true), now),
+            "an earlier contact recorded late wins"
+        );
+        assert_eq!(
+            r.first_contact_at,
+            Some(now + chrono::Duration::minutes(10))
+        );
     }
 
     #[test]

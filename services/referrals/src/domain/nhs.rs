@@ -7,8 +7,15 @@ pub fn normalise(raw: &str) -> Option<String> {
     if digits.len() != 10 || !digits.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    let d: Vec<u32> = digits.chars().map(|c| c.to_digit(10).unwrap_or(0)).collect();
-    let sum: u32 = d[..9].iter().enumerate().map(|(i, v)| v * (10 - i as u32)).sum();
+    let d: Vec<u32> = digits
+        .chars()
+        .map(|c| c.to_digit(10).unwrap_or(0))
+        .collect();
+    let sum: u32 = d[..9]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * (10 - i as u32))
+        .sum();
     let check = match 11 - (sum % 11) {
         11 => 0,
         10 => return None,

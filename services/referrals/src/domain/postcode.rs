@@ -3,7 +3,11 @@
 
 /// The normalised postcode, or `None` if it is not a UK postcode shape.
 pub fn normalise(raw: &str) -> Option<String> {
-    let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
+    let compact: String = raw
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
     if compact == "GIR0AA" {
         return Some("GIR 0AA".into());
     }
@@ -34,9 +38,20 @@ fn is_inward_letter(b: u8) -> bool {
 fn outward_ok(o: &str) -> bool {
     let shape: String = o
         .chars()
-        .map(|c| if c.is_ascii_digit() { '9' } else if c.is_ascii_uppercase() { 'A' } else { '?' })
+        .map(|c| {
+            if c.is_ascii_digit() {
+                '9'
+            } else if c.is_ascii_uppercase() {
+                'A'
+            } else {
+                '?'
+            }
+        })
         .collect();
-    matches!(shape.as_str(), "A9" | "A99" | "AA9" | "AA99" | "A9A" | "AA9A")
+    matches!(
+        shape.as_str(),
+        "A9" | "A99" | "AA9" | "AA99" | "A9A" | "AA9A"
+    )
 }
 
 #[cfg(test)]
@@ -61,7 +76,18 @@ mod tests {
 
     #[test]
     fn malformed_postcodes_are_rejected() {
-        for raw in ["", "EH22", "12345", "EH22 1A", "EH22 AAB", "EH22 1AC", "EHH22 1AB", "E-22 1AB", "SW1A 1AAA", "ÉH22 1AB"] {
+        for raw in [
+            "",
+            "EH22",
+            "12345",
+            "EH22 1A",
+            "EH22 AAB",
+            "EH22 1AC",
+            "EHH22 1AB",
+            "E-22 1AB",
+            "SW1A 1AAA",
+            "ÉH22 1AB",
+        ] {
             assert_eq!(normalise(raw), None, "{raw}");
         }
     }

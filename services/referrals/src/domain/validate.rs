@@ -41,14 +41,25 @@ fn org_id(v: &mut Violations, field: &str, value: &str) -> String {
     let t = value.trim();
     if t.is_empty() {
         v.add(field, "is required");
-    } else if t.len() > 64 || !t.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-        v.add(field, "must be an organisation id: lower-case letters, digits and hyphens, at most 64");
+    } else if t.len() > 64
+        || !t
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        v.add(
+            field,
+            "must be an organisation id: lower-case letters, digits and hyphens, at most 64",
+        );
     }
     t.to_owned()
 }
 
 /// A required enum: set, and a value this version knows.
-fn required_enum<E: TryFrom<i32> + Default + PartialEq>(v: &mut Violations, field: &str, raw: i32) -> E {
+fn required_enum<E: TryFrom<i32> + Default + PartialEq>(
+    v: &mut Violations,
+    field: &str,
+    raw: i32,
+) -> E {
     match E::try_from(raw) {
         Ok(e) if e != E::default() => e,
         Ok(_) => {
@@ -77,7 +88,11 @@ pub fn date(v: &mut Violations, field: &str, d: &Date) -> Option<NaiveDate> {
     nd
 }
 
-fn timestamp(v: &mut Violations, field: &str, ts: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+fn timestamp(
+    v: &mut Violations,
+    field: &str,
+    ts: &prost_types::Timestamp,
+) -> Option<DateTime<Utc>> {
     let t = DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).unwrap_or(u32::MAX));
     if t.is_none() {
         v.add(field, "is not a valid timestamp");
@@ -88,7 +103,10 @@ fn timestamp(v: &mut Violations, field: &str, ts: &prost_types::Timestamp) -> Op
 /// `request_id`: required, a UUID.
 pub fn request_id(v: &mut Violations, raw: &str) -> Uuid {
     if raw.trim().is_empty() {
-        v.add("request_id", "is required: a UUID chosen by the caller, reused on retry");
+        v.add(
+            "request_id",
+            "is required: a UUID chosen by the caller, reused on retry",
+        );
         return Uuid::nil();
     }
     Uuid::parse_str(raw.trim()).unwrap_or_else(|_| {
@@ -104,7 +122,10 @@ pub fn resource_id(v: &mut Violations, field: &str, raw: &str, collection: &str)
         .and_then(|r| r.strip_prefix('/'))
         .and_then(|r| Uuid::parse_str(r).ok());
     id.unwrap_or_else(|| {
-        v.add(field, format!("must be a resource name {collection}/{{id}}"));
+        v.add(
+            field,
+            format!("must be a resource name {collection}/{{id}}"),
+        );
         Uuid::nil()
     })
 }
@@ -112,14 +133,15 @@ pub fn resource_id(v: &mut Violations, field: &str, raw: &str, collection: &str)
 /// Parses `referrals/{referral}/consents/{consent}`.
 pub fn consent_name(v: &mut Violations, field: &str, raw: &str) -> (Uuid, Uuid) {
     let parts: Vec<&str> = raw.split('/').collect();
-    match parts.as_slice() {
-        ["referrals", r, "consents", c] => match (Uuid::parse_str(r), Uuid::parse_str(c)) {
-            (Ok(r), Ok(c)) => return (r, c),
-            _ => {}
-        },
-        _ => {}
+    if let ["referrals", r, "consents", c] = parts.as_slice()
+        && let (Ok(r), Ok(c)) = (Uuid::parse_str(r), Uuid::parse_str(c))
+    {
+        return (r, c);
     }
-    v.add(field, "must be a resource name referrals/{referral}/consents/{consent}");
+    v.add(
+        field,
+        "must be a resource name referrals/{referral}/consents/{consent}",
+    );
     (Uuid::nil(), Uuid::nil())
 }
 
@@ -138,7 +160,13 @@ pub fn decline_reason(v: &mut Violations, field: &str, raw: i32) -> DeclineReaso
 
 /// A consent as given in a request.
 pub fn consent(v: &mut Violations, path: &str, c: &pb::Consent, now: DateTime<Utc>) -> Consent {
-    let given_by = text(v, &format!("{path}.given_by"), &c.given_by, true, PERSON_LEN);
+    let given_by = text(
+        v,
+        &format!("{path}.given_by"),
+        &c.given_by,
+        true,
+        PERSON_LEN,
+    );
     let role = required_enum(v, &format!("{path}.given_by_role"), c.given_by_role);
     let given_at = match &c.give_time {
         None => {
@@ -197,7 +225,10 @@ pub fn contact(
                 now
             }
             Some(t) if t + SKEW < received_at => {
-                v.add(format!("{path}.contact_time"), "must not be before the referral was received");
+                v.add(
+                    format!("{path}.contact_time"),
+                    "must not be before the referral was received",
+                );
                 now
             }
             Some(t) => t,
@@ -216,7 +247,12 @@ pub fn contact(
 
 /// Validates a new referral from `caller_org`/`caller` and builds it, received now.
 /// Family and member ids are fresh; linking may replace them.
-pub fn new_referral(r: &pb::Referral, caller_org: &str, caller: &str, now: DateTime<Utc>) -> Result<Referral, Violations> {
+pub fn new_referral(
+    r: &pb::Referral,
+    caller_org: &str,
+    caller: &str,
+    now: DateTime<Utc>,
+) -> Result<Referral, Violations> {
     let mut v = Violations::new();
     let today = now.date_naive();
     let p = "referral";
@@ -232,9 +268,27 @@ pub fn new_referral(r: &pb::Referral, caller_org: &str, caller: &str, now: DateT
             }
         }
         Some(x) => Referrer {
-            name: text(&mut v, &format!("{p}.referrer.display_name"), &x.display_name, true, PERSON_LEN),
-            job_title: text(&mut v, &format!("{p}.referrer.job_title"), &x.job_title, false, PERSON_LEN),
-            contact: text(&mut v, &format!("{p}.referrer.contact"), &x.contact, false, PERSON_LEN),
+            name: text(
+                &mut v,
+                &format!("{p}.referrer.display_name"),
+                &x.display_name,
+                true,
+                PERSON_LEN,
+            ),
+            job_title: text(
+                &mut v,
+                &format!("{p}.referrer.job_title"),
+                &x.job_title,
+                false,
+                PERSON_LEN,
+            ),
+            contact: text(
+                &mut v,
+                &format!("{p}.referrer.contact"),
+                &x.contact,
+                false,
+                PERSON_LEN,
+            ),
         },
     };
     let source: Source = required_enum(&mut v, &format!("{p}.source"), r.source);
@@ -251,7 +305,10 @@ pub fn new_referral(r: &pb::Referral, caller_org: &str, caller: &str, now: DateT
     if r.reasons.is_empty() {
         v.add(format!("{p}.reasons"), "at least one reason is required");
     } else if r.reasons.len() > MAX_REASONS {
-        v.add(format!("{p}.reasons"), format!("at most {MAX_REASONS} reasons"));
+        v.add(
+            format!("{p}.reasons"),
+            format!("at most {MAX_REASONS} reasons"),
+        );
     }
     for (i, raw) in r.reasons.iter().enumerate() {
         let reason: Reason = required_enum(&mut v, &format!("{p}.reasons[{i}]"), *raw);
@@ -260,7 +317,13 @@ pub fn new_referral(r: &pb::Referral, caller_org: &str, caller: &str, now: DateT
         }
         reasons.push(reason);
     }
-    let description = text(&mut v, &format!("{p}.description"), &r.description, false, DESCRIPTION_LEN);
+    let description = text(
+        &mut v,
+        &format!("{p}.description"),
+        &r.description,
+        false,
+        DESCRIPTION_LEN,
+    );
     let urgency: Urgency = required_enum(&mut v, &format!("{p}.urgency"), r.urgency);
 
     let access = match &r.access_needs {
@@ -268,12 +331,20 @@ pub fn new_referral(r: &pb::Referral, caller_org: &str, caller: &str, now: DateT
         Some(a) => {
             let ap = format!("{p}.access_needs");
             let language = text(&mut v, &format!("{ap}.language"), &a.language, false, 35);
-            if !language.is_empty() && !language.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                v.add(format!("{ap}.language"), "must be a BCP 47 language tag such as en, pl or ar");
+            if !language.is_empty()
+                && !language
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                v.add(
+                    format!("{ap}.language"),
+                    "must be a BCP 47 language tag such as en, pl or ar",
+                );
             }
             let mut preferred_times = Vec::new();
             for (i, raw) in a.preferred_times.iter().enumerate() {
-                let t: PreferredTime = required_enum(&mut v, &format!("{ap}.preferred_times[{i}]"), *raw);
+                let t: PreferredTime =
+                    required_enum(&mut v, &format!("{ap}.preferred_times[{i}]"), *raw);
                 if !preferred_times.contains(&t) {
                     preferred_times.push(t);
                 }
@@ -281,7 +352,13 @@ pub fn new_referral(r: &pb::Referral, caller_org: &str, caller: &str, now: DateT
             AccessNeeds {
                 language,
                 interpreter: a.interpreter_needed,
-                accessibility: text(&mut v, &format!("{ap}.accessibility"), &a.accessibility, false, 1000),
+                accessibility: text(
+                    &mut v,
+                    &format!("{ap}.accessibility"),
+                    &a.accessibility,
+                    false,
+                    1000,
+                ),
                 creche: a.creche_needed,
                 transport: a.transport_needed,
                 preferred_times,
@@ -300,7 +377,10 @@ pub fn new_referral(r: &pb::Referral, caller_org: &str, caller: &str, now: DateT
     };
 
     if r.consents.len() > MAX_CONSENTS {
-        v.add(format!("{p}.consents"), format!("at most {MAX_CONSENTS} consents"));
+        v.add(
+            format!("{p}.consents"),
+            format!("at most {MAX_CONSENTS} consents"),
+        );
     }
     let consents: Vec<Consent> = r
         .consents
@@ -312,12 +392,20 @@ pub fn new_referral(r: &pb::Referral, caller_org: &str, caller: &str, now: DateT
     let route: Route = required_enum(&mut v, &format!("{p}.route"), r.route);
     let order = match (route, &r.parenting_order) {
         (Route::CourtOrdered, None) => {
-            v.add(format!("{p}.parenting_order"), "is required for a court-ordered referral");
+            v.add(
+                format!("{p}.parenting_order"),
+                "is required for a court-ordered referral",
+            );
             None
         }
-        (Route::CourtOrdered, Some(o)) => parenting_order(&mut v, &format!("{p}.parenting_order"), o, today),
+        (Route::CourtOrdered, Some(o)) => {
+            parenting_order(&mut v, &format!("{p}.parenting_order"), o, today)
+        }
         (_, Some(_)) => {
-            v.add(format!("{p}.parenting_order"), "must be empty unless the route is court-ordered");
+            v.add(
+                format!("{p}.parenting_order"),
+                "must be empty unless the route is court-ordered",
+            );
             None
         }
         (_, None) => None,
@@ -360,31 +448,60 @@ pub fn new_referral(r: &pb::Referral, caller_org: &str, caller: &str, now: DateT
     })
 }
 
-fn family(v: &mut Violations, p: &str, f: &pb::FamilyDetails, today: NaiveDate) -> (Vec<Child>, Vec<Adult>) {
+fn family(
+    v: &mut Violations,
+    p: &str,
+    f: &pb::FamilyDetails,
+    today: NaiveDate,
+) -> (Vec<Child>, Vec<Adult>) {
     if f.children.is_empty() {
-        v.add(format!("{p}.children"), "at least one child (or unborn child) is required");
+        v.add(
+            format!("{p}.children"),
+            "at least one child (or unborn child) is required",
+        );
     }
     if f.children.len() > MAX_CHILDREN {
-        v.add(format!("{p}.children"), format!("at most {MAX_CHILDREN} children"));
+        v.add(
+            format!("{p}.children"),
+            format!("at most {MAX_CHILDREN} children"),
+        );
     }
     if f.adults.len() > MAX_ADULTS {
-        v.add(format!("{p}.adults"), format!("at most {MAX_ADULTS} adults"));
+        v.add(
+            format!("{p}.adults"),
+            format!("at most {MAX_ADULTS} adults"),
+        );
     }
     let mut children = Vec::new();
     for (i, c) in f.children.iter().enumerate().take(MAX_CHILDREN) {
         let cp = format!("{p}.children[{i}]");
-        let dob = c.date_of_birth.as_ref().and_then(|d| date(v, &format!("{cp}.date_of_birth"), d));
-        let due = c.due_date.as_ref().and_then(|d| date(v, &format!("{cp}.due_date"), d));
+        let dob = c
+            .date_of_birth
+            .as_ref()
+            .and_then(|d| date(v, &format!("{cp}.date_of_birth"), d));
+        let due = c
+            .due_date
+            .as_ref()
+            .and_then(|d| date(v, &format!("{cp}.due_date"), d));
         match (&c.date_of_birth, &c.due_date) {
-            (None, None) => v.add(format!("{cp}.date_of_birth"), "is required (or due_date for an unborn child)"),
-            (Some(_), Some(_)) => v.add(format!("{cp}.due_date"), "must be empty when date_of_birth is set"),
+            (None, None) => v.add(
+                format!("{cp}.date_of_birth"),
+                "is required (or due_date for an unborn child)",
+            ),
+            (Some(_), Some(_)) => v.add(
+                format!("{cp}.due_date"),
+                "must be empty when date_of_birth is set",
+            ),
             _ => {}
         }
         if dob.is_some_and(|d| d > today) {
             v.add(format!("{cp}.date_of_birth"), "must not be in the future");
         }
         if dob.is_some_and(|d| d.year() < today.year() - 25) {
-            v.add(format!("{cp}.date_of_birth"), "is more than 25 years ago: a child is expected");
+            v.add(
+                format!("{cp}.date_of_birth"),
+                "is more than 25 years ago: a child is expected",
+            );
         }
         if due.is_some_and(|d| d < today) {
             v.add(format!("{cp}.due_date"), "must not be in the past");
@@ -393,14 +510,29 @@ fn family(v: &mut Violations, p: &str, f: &pb::FamilyDetails, today: NaiveDate) 
             v.add(format!("{cp}.due_date"), "must be within the next 300 days");
         }
         let unborn = c.due_date.is_some() && c.date_of_birth.is_none();
-        let given_name = text(v, &format!("{cp}.given_name"), &c.given_name, !unborn, NAME_LEN);
-        let family_name = text(v, &format!("{cp}.family_name"), &c.family_name, !unborn, NAME_LEN);
+        let given_name = text(
+            v,
+            &format!("{cp}.given_name"),
+            &c.given_name,
+            !unborn,
+            NAME_LEN,
+        );
+        let family_name = text(
+            v,
+            &format!("{cp}.family_name"),
+            &c.family_name,
+            !unborn,
+            NAME_LEN,
+        );
         let nhs_number = if c.nhs_number.trim().is_empty() {
             None
         } else {
             let n = nhs::normalise(&c.nhs_number);
             if n.is_none() {
-                v.add(format!("{cp}.nhs_number"), "is not a valid NHS number (10 digits with a modulus-11 check digit)");
+                v.add(
+                    format!("{cp}.nhs_number"),
+                    "is not a valid NHS number (10 digits with a modulus-11 check digit)",
+                );
             }
             n
         };
@@ -416,20 +548,38 @@ fn family(v: &mut Violations, p: &str, f: &pb::FamilyDetails, today: NaiveDate) 
     }
     for (i, c) in children.iter().enumerate() {
         if c.nhs_number.is_some() && children[..i].iter().any(|o| o.nhs_number == c.nhs_number) {
-            v.add(format!("{p}.children[{i}].nhs_number"), "is repeated: each child once");
+            v.add(
+                format!("{p}.children[{i}].nhs_number"),
+                "is repeated: each child once",
+            );
         }
     }
     let mut adults = Vec::new();
     for (i, a) in f.adults.iter().enumerate().take(MAX_ADULTS) {
         let ap = format!("{p}.adults[{i}]");
-        let dob = a.date_of_birth.as_ref().and_then(|d| date(v, &format!("{ap}.date_of_birth"), d));
+        let dob = a
+            .date_of_birth
+            .as_ref()
+            .and_then(|d| date(v, &format!("{ap}.date_of_birth"), d));
         if dob.is_some_and(|d| d > today) {
             v.add(format!("{ap}.date_of_birth"), "must not be in the future");
         }
         adults.push(Adult {
             member_id: Uuid::now_v7(),
-            given_name: text(v, &format!("{ap}.given_name"), &a.given_name, true, NAME_LEN),
-            family_name: text(v, &format!("{ap}.family_name"), &a.family_name, true, NAME_LEN),
+            given_name: text(
+                v,
+                &format!("{ap}.given_name"),
+                &a.given_name,
+                true,
+                NAME_LEN,
+            ),
+            family_name: text(
+                v,
+                &format!("{ap}.family_name"),
+                &a.family_name,
+                true,
+                NAME_LEN,
+            ),
             role: required_enum(v, &format!("{ap}.role"), a.role),
             date_of_birth: dob,
             ethnicity: text(v, &format!("{ap}.ethnicity"), &a.ethnicity, false, 60),
@@ -439,7 +589,12 @@ fn family(v: &mut Violations, p: &str, f: &pb::FamilyDetails, today: NaiveDate) 
     (children, adults)
 }
 
-fn parenting_order(v: &mut Violations, p: &str, o: &pb::ParentingOrder, today: NaiveDate) -> Option<ParentingOrder> {
+fn parenting_order(
+    v: &mut Violations,
+    p: &str,
+    o: &pb::ParentingOrder,
+    today: NaiveDate,
+) -> Option<ParentingOrder> {
     let court = text(v, &format!("{p}.court"), &o.court, true, PERSON_LEN);
     let made = match &o.made_date {
         None => {
@@ -461,13 +616,33 @@ fn parenting_order(v: &mut Violations, p: &str, o: &pb::ParentingOrder, today: N
     if let (Some(m), Some(e)) = (made, expires) {
         if e <= m {
             v.add(format!("{p}.expiry_date"), "must be after made_date");
-        } else if m.checked_add_months(Months::new(12)).is_some_and(|limit| e > limit) {
-            v.add(format!("{p}.expiry_date"), "a Parenting Order lasts at most 12 months from the day it is made");
+        } else if m
+            .checked_add_months(Months::new(12))
+            .is_some_and(|limit| e > limit)
+        {
+            v.add(
+                format!("{p}.expiry_date"),
+                "a Parenting Order lasts at most 12 months from the day it is made",
+            );
         }
     }
-    let officer_org = org_id(v, &format!("{p}.responsible_officer_organisation"), &o.responsible_officer_organisation);
-    let officer_service = required_enum(v, &format!("{p}.responsible_officer_service"), o.responsible_officer_service);
-    let officer_name = text(v, &format!("{p}.responsible_officer_name"), &o.responsible_officer_name, false, PERSON_LEN);
+    let officer_org = org_id(
+        v,
+        &format!("{p}.responsible_officer_organisation"),
+        &o.responsible_officer_organisation,
+    );
+    let officer_service = required_enum(
+        v,
+        &format!("{p}.responsible_officer_service"),
+        o.responsible_officer_service,
+    );
+    let officer_name = text(
+        v,
+        &format!("{p}.responsible_officer_name"),
+        &o.responsible_officer_name,
+        false,
+        PERSON_LEN,
+    );
     Some(ParentingOrder {
         court,
         made: made?,
@@ -483,11 +658,17 @@ mod tests {
     use super::*;
 
     fn d(y: i32, m: i32, day: i32) -> Option<Date> {
-        Some(Date { year: y, month: m, day })
+        Some(Date {
+            year: y,
+            month: m,
+            day,
+        })
     }
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-06-15T10:00:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-06-15T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn valid() -> pb::Referral {
@@ -616,7 +797,10 @@ mod tests {
         assert_eq!(violations(&r), vec!["referral.parenting_order.expiry_date"]);
         r.route = Route::Voluntary as i32;
         let got = violations(&r);
-        assert!(got.contains(&"referral.parenting_order".to_owned()), "{got:?}");
+        assert!(
+            got.contains(&"referral.parenting_order".to_owned()),
+            "{got:?}"
+        );
     }
 
     #[test]
@@ -632,7 +816,10 @@ mod tests {
     fn reasons_are_required_known_and_not_repeated() {
         let mut r = valid();
         r.reasons = vec![Reason::Sleep as i32, Reason::Sleep as i32, 500];
-        assert_eq!(violations(&r), vec!["referral.reasons[1]", "referral.reasons[2]"]);
+        assert_eq!(
+            violations(&r),
+            vec!["referral.reasons[1]", "referral.reasons[2]"]
+        );
         r.reasons.clear();
         assert_eq!(violations(&r), vec!["referral.reasons"]);
     }
@@ -641,7 +828,10 @@ mod tests {
     fn names_and_ids_parse() {
         let mut v = Violations::new();
         let id = Uuid::now_v7();
-        assert_eq!(resource_id(&mut v, "name", &format!("referrals/{id}"), "referrals"), id);
+        assert_eq!(
+            resource_id(&mut v, "name", &format!("referrals/{id}"), "referrals"),
+            id
+        );
         assert!(v.is_empty());
         resource_id(&mut v, "name", "families/x", "referrals");
         request_id(&mut v, "not-a-uuid");

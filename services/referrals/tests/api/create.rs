@@ -1,0 +1,461 @@
+use hearth_platform::Role;
+use hearth_proto::referrals as pb;
+use tonic::Code;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_referral_is_received_normalised_and_announced() {
+    let app = TestApp::spawn().await;
+    let r = app.create(referral()).await;
+
+    assert!(r.name.starts_with("referrals/"), "{}", r.name);
+    assert_eq!(r.state, pb::State::Received as i32);
+    assert_eq!(r.referring_organisation, REFERRER_ORG);
+    assert_eq!(r.postcode, "EH22 1AB", "postcode normalised");
+    assert!(r.family_name.starts_with("families/"));
+    assert!(!r.linked_to_existing_family);
+    assert!(
+        r.receive_time.is_some() && r.first_contact_time.is_none() && r.decision_time.is_none()
+    );
+    let child = &r.family.as_ref().unwrap().children[0];
+    assert!(
+        child
+            .member_name
+            .starts_with(&format!("{}/members/", r.family_name))
+    );
+    assert_eq!(r.consents.len(), 1);
+    assert!(
+        r.consents[0]
+            .name
+            .starts_with(&format!("{}/consents/", r.name))
+    );
+
+    // It reads back the same.
+    let got = app
+        .referrer()
+        .get_referral(pb::GetReferralRequest {
+            name: r.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    assert_eq!(got, r);
+
+    // Exactly one event, with the CloudEvents envelope.
+    let events = app.events(1).await;
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e.subject.as_str(), "hearth.referrals.v1.referral.received");
+    assert_eq!(
+        header(e, "ce-type"),
+        "hearth.referrals.v1.referral.received"
+    );
+    assert_eq!(header(e, "ce-source"), "//hearth/referrals");
+    assert_eq!(header(e, "ce-subject"), r.name);
+    assert_eq!(header(e, "ce-specversion"), "1.0");
+    assert_eq!(header(e, "Nats-Msg-Id"), header(e, "ce-id"));
+    assert!(!header(e, "ce-time").is_empty());
+    let payload: pb::ReferralReceived = prost::Message::decode(e.payload.clone()).unwrap();
+    assert_eq!(payload.referral.unwrap(), r);
+    let rf = payload.r#ref.unwrap();
+    assert_eq!(rf.referral, r.name);
+    assert_eq!(rf.receiving_area, AREA);
+}
+
+#[tokio::test]
+async fn every_bad_field_is_named_and_nothing_is_written() {
+    let app = TestApp::spawn().await;
+    type Mutation = Box<dyn Fn(&mut pb::Referral)>;
+    let cases: Vec<(&str, Mutation)> = vec![
+        (
+            "referral.receiving_area",
+            Box::new(|r| r.receiving_area.clear()),
+        ),
+        ("referral.referrer", Box::new(|r| r.referrer = None)),
+        (
+            "referral.referrer.display_name",
+            Box::new(|r| r.referrer.as_mut().unwrap().display_name = " ".into()),
+        ),
+        ("referral.source", Box::new(|r| r.source = 0)),
+        ("referral.source", Box::new(|r| r.source = 42)),
+        ("referral.family", Box::new(|r| r.family = None)),
+        (
+            "referral.family.children[0].date_of_birth",
+            Box::new(|r| r.family.as_mut().unwrap().children[0].date_of_birth = date(2099, 1, 1)),
+        ),
+        (
+            "referral.family.children[0].due_date",
+            Box::new(|r| {
+                let c = &mut r.family.as_mut().unwrap().children[0];
+                c.date_of_birth = None;
+                c.due_date = date(2020, 1, 1);
+            }),
+        ),
+        (
+            "referral.family.children[0].nhs_number",
+            Box::new(|r| r.family.as_mut().unwrap().children[0].nhs_number = "9434765918".into()),
+        ),
+        (
+            "referral.family.children[0].given_name",
+            Box::new(|r| r.family.as_mut().unwrap().children[0].given_name = "x".repeat(101)),
+        ),
+        (
+            "referral.family.adults[0].role",
+            Box::new(|r| r.family.as_mut().unwrap().adults[0].role = 77),
+        ),
+        (
+            "referral.family.children",
+            Box::new(|r| {
+                let f = r.family.as_mut().unwrap();
+                let c = f.children[0].clone();
+                f.children = (0..13)
+                    .map(|i| pb::Child {
+                        nhs_number: nhs_number(1000 + i * 100),
+                        ..c.clone()
+                    })
+                    .collect();
+            }),
+        ),
+        (
+            "referral.family.adults",
+            Box::new(|r| {
+                let f = r.family.as_mut().unwrap();
+                f.adults = vec![f.adults[0].clone(); 9];
+            }),
+        ),
+        ("referral.reasons", Box::new(|r| r.reasons.clear())),
+        ("referral.reasons[0]", Box::new(|r| r.reasons[0] = 999)),
+        (
+            "referral.description",
+            Box::new(|r| r.description = "x".repeat(4001)),
+        ),
+        ("referral.urgency", Box::new(|r| r.urgency = 0)),
+        (
+            "referral.postcode",
+            Box::new(|r| r.postcode = "EH22 1AC".into()),
+        ),
+        ("referral.postcode", Box::new(|r| r.postcode.clear())),
+        ("referral.consents", Box::new(|r| r.consents.clear())),
+        (
+            "referral.consents[0].give_time",
+            Box::new(|r| r.consents[0].give_time = now_ts(86_400)),
+        ),
+        (
+            "referral.consents[0].scopes",
+            Box::new(|r| r.consents[0].scopes.clear()),
+        ),
+        ("referral.route", Box::new(|r| r.route = 0)),
+        (
+            "referral.parenting_order",
+            Box::new(|r| {
+                r.route = pb::Route::CourtOrdered as i32;
+            }),
+        ),
+        (
+            "referral.parenting_order.expiry_date",
+            Box::new(|r| {
+                r.route = pb::Route::CourtOrdered as i32;
+                r.parenting_order = Some(pb::ParentingOrder {
+                    court: "Edinburgh Sheriff Court".into(),
+                    made_date: date(2026, 1, 10),
+                    expiry_date: date(2027, 1, 11),
+                    responsible_officer_organisation: "midlothian-yot".into(),
+                    responsible_officer_service: pb::ResponsibleOfficerService::YouthOffendingTeam
+                        as i32,
+                    responsible_officer_name: String::new(),
+                });
+            }),
+        ),
+    ];
+    let mut client = app.referrer();
+    for (field, mutate) in &cases {
+        let mut r = referral();
+        mutate(&mut r);
+        let err = client.create_referral(create_request(r)).await.unwrap_err();
+        assert_invalid(&err, &[field]);
+    }
+    // Several problems at once are all reported.
+    let mut r = referral();
+    r.postcode = "nope".into();
+    r.urgency = 0;
+    let err = client.create_referral(create_request(r)).await.unwrap_err();
+    assert_invalid(&err, &["referral.postcode", "referral.urgency"]);
+    // A missing request id is named too.
+    let mut req = create_request(referral());
+    req.request_id.clear();
+    assert_invalid(
+        &client.create_referral(req).await.unwrap_err(),
+        &["request_id"],
+    );
+
+    for table in [
+        "referrals",
+        "families",
+        "family_members",
+        "consents",
+        "requests",
+        "outbox",
+    ] {
+        assert_eq!(app.count(table).await, 0, "{table} must stay empty");
+    }
+}
+
+#[tokio::test]
+async fn validate_only_checks_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let mut req = create_request(referral());
+    req.validate_only = true;
+    let preview = app
+        .referrer()
+        .create_referral(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    assert!(preview.name.is_empty());
+    assert_eq!(preview.postcode, "EH22 1AB");
+    assert_eq!(app.count("referrals").await, 0);
+    assert_eq!(app.count("outbox").await, 0);
+}
+
+#[tokio::test]
+async fn a_repeated_request_id_returns_the_same_referral_and_a_changed_body_is_rejected() {
+    let app = TestApp::spawn().await;
+    let req = create_request(referral());
+    let mut c = app.referrer();
+    let first = c
+        .create_referral(req.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    let again = c
+        .create_referral(req.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    assert_eq!(first, again);
+
+    let mut changed = req.clone();
+    changed.referral.as_mut().unwrap().description = "something else".into();
+    let err = c.create_referral(changed).await.unwrap_err();
+    assert_invalid(&err, &["request_id"]);
+
+    // Request ids are scoped to the organisation: another org's same id is its own.
+    let other = app
+        .client("st-davids-primary", &[Role::Referrer])
+        .create_referral(req.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    assert_ne!(other.name, first.name);
+    assert_eq!(app.count("referrals").await, 2);
+    assert_eq!(
+        app.events(3).await.len(),
+        3,
+        "received, received, family linked"
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_creates_with_one_request_id_make_one_referral() {
+    let app = TestApp::spawn().await;
+    let req = create_request(referral());
+    let calls = (0..50).map(|_| {
+        let mut c = app.referrer();
+        let req = req.clone();
+        tokio::spawn(async move {
+            c.create_referral(req)
+                .await
+                .map(|r| r.into_inner().referral.unwrap().name)
+        })
+    });
+    let names: Vec<String> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().expect("every call succeeds"))
+        .collect();
+    assert!(
+        names.iter().all(|n| *n == names[0]),
+        "all 50 got the same referral"
+    );
+    assert_eq!(app.count("referrals").await, 1);
+    assert_eq!(app.count("families").await, 1);
+    assert_eq!(app.events(1).await.len(), 1, "one event");
+}
+
+#[tokio::test]
+async fn callers_need_a_valid_token_and_a_referring_role() {
+    let app = TestApp::spawn().await;
+    let err = app
+        .client_with_token(None)
+        .create_referral(create_request(referral()))
+        .await
+        .unwrap_err();
+    assert_status(&err, Code::Unauthenticated, "UNAUTHENTICATED");
+    let err = app
+        .client_with_token(Some("not-a-jwt".into()))
+        .create_referral(create_request(referral()))
+        .await
+        .unwrap_err();
+    assert_status(&err, Code::Unauthenticated, "UNAUTHENTICATED");
+    // Signed by a key the service does not trust.
+    let stranger = hearth_platform::auth::KeyPair::generate();
+    let forged = hearth_platform::auth::TokenIssuer::from_private_pem(
+        "x",
+        &stranger.private_pem,
+        "hearth-test",
+        "hearth",
+    )
+    .unwrap()
+    .mint(
+        "u",
+        REFERRER_ORG,
+        &[Role::Referrer],
+        std::time::Duration::from_secs(60),
+    );
+    let err = app
+        .client_with_token(Some(forged))
+        .create_referral(create_request(referral()))
+        .await
+        .unwrap_err();
+    assert_status(&err, Code::Unauthenticated, "UNAUTHENTICATED");
+
+    let err = app
+        .client(REFERRER_ORG, &[Role::Analyst])
+        .create_referral(create_request(referral()))
+        .await
+        .unwrap_err();
+    assert_status(&err, Code::PermissionDenied, "ROLE_REQUIRED");
+    assert_eq!(app.count("referrals").await, 0);
+}
+
+#[tokio::test]
+async fn a_known_child_links_the_referral_to_the_existing_family() {
+    let app = TestApp::spawn().await;
+    let first = app.create(referral()).await;
+
+    // Same NHS number, from a school, with a sibling.
+    let mut second = referral();
+    let known_child = first.family.as_ref().unwrap().children[0].clone();
+    let fam = second.family.as_mut().unwrap();
+    fam.children[0].nhs_number = known_child.nhs_number.clone();
+    fam.children.push(pb::Child {
+        given_name: "Alex".into(),
+        family_name: "Reid".into(),
+        date_of_birth: date(2019, 9, 9),
+        ..Default::default()
+    });
+    second.source = pb::Source::School as i32;
+    let school = app.client("newbattle-high-school", &[Role::Referrer]);
+    let linked = school
+        .clone()
+        .create_referral(create_request(second))
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    assert!(linked.linked_to_existing_family);
+    assert_eq!(linked.family_name, first.family_name);
+    let kids = &linked.family.as_ref().unwrap().children;
+    assert_eq!(
+        kids[0].member_name, known_child.member_name,
+        "the same child, not a copy"
+    );
+    assert_ne!(kids[1].member_name, known_child.member_name);
+    let adults = &linked.family.as_ref().unwrap().adults;
+    assert_eq!(
+        adults[0].member_name,
+        first.family.as_ref().unwrap().adults[0].member_name,
+        "the same mother"
+    );
+
+    // Same name, date of birth and postcode, no NHS number: linked too.
+    let mut third = referral();
+    let c = &mut third.family.as_mut().unwrap().children[0];
+    c.nhs_number.clear();
+    c.given_name = format!("  {}  ", known_child.given_name.to_uppercase());
+    c.family_name = known_child.family_name.clone();
+    third.postcode = "EH221AB".into();
+    let by_name = app.create(third).await;
+    assert!(by_name.linked_to_existing_family);
+    assert_eq!(by_name.family_name, first.family_name);
+
+    // A different area's front door does not see this family.
+    let mut elsewhere = referral();
+    elsewhere.receiving_area = "east-lothian".into();
+    elsewhere.family.as_mut().unwrap().children[0].nhs_number = known_child.nhs_number.clone();
+    let separate = app.create(elsewhere).await;
+    assert!(!separate.linked_to_existing_family);
+    assert_ne!(separate.family_name, first.family_name);
+
+    let types: Vec<String> = app
+        .events(6)
+        .await
+        .iter()
+        .map(|m| header(m, "ce-type"))
+        .collect();
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| *t == "hearth.referrals.v1.family.linked")
+            .count(),
+        2,
+        "{types:?}"
+    );
+    let linked_event = app
+        .events(6)
+        .await
+        .into_iter()
+        .find(|m| {
+            header(m, "ce-type") == "hearth.referrals.v1.family.linked"
+                && header(m, "ce-subject") == linked.name
+        })
+        .expect("family.linked for the school's referral");
+    let payload: pb::FamilyLinked = prost::Message::decode(linked_event.payload).unwrap();
+    assert_eq!(payload.family, first.family_name);
+    assert_eq!(
+        payload.matched_members,
+        vec![known_child.member_name.clone()]
+    );
+    assert_eq!(payload.r#match, pb::LinkMatch::NhsNumber as i32);
+}
+
+#[tokio::test]
+async fn concurrent_referrals_for_one_new_child_make_one_family() {
+    let app = TestApp::spawn().await;
+    let base = referral();
+    let calls = (0..8).map(|_| {
+        let mut c = app.referrer();
+        let r = base.clone();
+        tokio::spawn(async move {
+            c.create_referral(create_request(r))
+                .await
+                .unwrap()
+                .into_inner()
+                .referral
+                .unwrap()
+        })
+    });
+    let made: Vec<pb::Referral> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(made.iter().all(|r| r.family_name == made[0].family_name));
+    assert_eq!(app.count("families").await, 1);
+    assert_eq!(
+        made.iter().filter(|r| !r.linked_to_existing_family).count(),
+        1
+    );
+}

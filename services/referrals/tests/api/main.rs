@@ -1,0 +1,11 @@
+//! Integration tests for the referrals service: a real server, real Postgres, real
+//! NATS JetStream, a real tonic client.
+
+mod create;
+mod events;
+mod family;
+mod helpers;
+mod list_get;
+mod notes;
+mod server;
+mod triage;
