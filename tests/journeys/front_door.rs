@@ -1,0 +1,334 @@
+//! A family comes through the front door, and a downstream service follows along from
+//! the event feed alone — as assessments and evaluation will.
+
+use std::time::Duration;
+
+use hearth_platform::config::Secret;
+use hearth_platform::events::Event;
+use hearth_platform::inbox::{ConsumerSpec, HandleError, Handler, Inbox};
+use hearth_platform::{Role, db};
+use hearth_proto::referrals as pb;
+use hearth_proto::referrals::referrals_service_client::ReferralsServiceClient;
+use hearth_testkit::{NatsOptions, NatsServer};
+use prost::Message;
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::support::{Service, keys};
+
+const SCHEMA: &str = "journey";
+
+/// A downstream read model: each referral's latest state and first-contact flag,
+/// built only from `hearth.referrals.v1.>` events.
+struct Funnel;
+
+impl Handler for Funnel {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Postgres>,
+        event: &'a Event,
+    ) -> impl Future<Output = Result<(), HandleError>> + Send + 'a {
+        async move {
+            let poison = |e: prost::DecodeError| HandleError::Poison(e.to_string());
+            let (referral, state) = match event.ce_type.as_str() {
+                "hearth.referrals.v1.referral.received" => {
+                    let e = pb::ReferralReceived::decode(event.payload.clone()).map_err(poison)?;
+                    let r = e.r#ref.unwrap_or_default();
+                    sqlx::query(
+                        "INSERT INTO journey.funnel (referral, area, state, contacted) VALUES ($1, $2, 'received', false)",
+                    )
+                    .bind(&r.referral)
+                    .bind(&r.receiving_area)
+                    .execute(&mut **tx)
+                    .await?;
+                    return Ok(());
+                }
+                "hearth.referrals.v1.referral.accepted" => {
+                    let e = pb::ReferralAccepted::decode(event.payload.clone()).map_err(poison)?;
+                    (e.r#ref.unwrap_or_default().referral, "accepted")
+                }
+                "hearth.referrals.v1.referral.signposted" => {
+                    let e =
+                        pb::ReferralSignposted::decode(event.payload.clone()).map_err(poison)?;
+                    (e.r#ref.unwrap_or_default().referral, "signposted")
+                }
+                "hearth.referrals.v1.contact.recorded" => {
+                    let e = pb::ContactRecorded::decode(event.payload.clone()).map_err(poison)?;
+                    if e.first_contact {
+                        sqlx::query(
+                            "UPDATE journey.funnel SET contacted = true WHERE referral = $1",
+                        )
+                        .bind(e.r#ref.unwrap_or_default().referral)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    return Ok(());
+                }
+                _ => return Ok(()),
+            };
+            sqlx::query("UPDATE journey.funnel SET state = $2 WHERE referral = $1")
+                .bind(referral)
+                .bind(state)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+async fn funnel(pool: &PgPool) -> Vec<(String, String, bool)> {
+    sqlx::query_as("SELECT referral, state, contacted FROM journey.funnel ORDER BY referral")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn wait_for(pool: &PgPool, want: &[(String, String, bool)]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = funnel(pool).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "read model {got:?}, wanted {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn authed<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+fn referral(child: &str, nhs: &str) -> pb::Referral {
+    pb::Referral {
+        receiving_area: "midlothian".into(),
+        referrer: Some(pb::Referrer {
+            display_name: "Morag Baird".into(),
+            job_title: "Health visitor".into(),
+            contact: String::new(),
+        }),
+        source: pb::Source::HealthVisitor as i32,
+        family: Some(pb::FamilyDetails {
+            children: vec![pb::Child {
+                given_name: child.into(),
+                family_name: "Lindqvist".into(),
+                date_of_birth: Some(hearth_proto::types::Date {
+                    year: 2022,
+                    month: 5,
+                    day: 17,
+                }),
+                nhs_number: nhs.into(),
+                ..Default::default()
+            }],
+            adults: vec![],
+        }),
+        reasons: vec![pb::Reason::ChildBehaviour as i32],
+        urgency: pb::Urgency::Routine as i32,
+        postcode: "EH19 2QT".into(),
+        consents: vec![pb::Consent {
+            given_by: "Elin Lindqvist".into(),
+            given_by_role: pb::ParentingRole::Mother as i32,
+            give_time: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            scopes: vec![pb::ConsentScope::Assessment as i32],
+            ..Default::default()
+        }],
+        route: pb::Route::Voluntary as i32,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_replay() {
+    let dir = std::env::temp_dir().join(format!("hearth-journey-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db_url = hearth_testkit::shared_pg().fresh_database().await.unwrap();
+    let nats = NatsServer::start(NatsOptions::default()).unwrap();
+    let keys = keys(&dir);
+    let mut svc = Service::start(
+        "referrals",
+        "hearth.referrals.v1.ReferralsService",
+        &[
+            ("HEARTH_DATABASE_URL", db_url.clone()),
+            ("HEARTH_NATS_URL", nats.url()),
+            ("HEARTH_AUTH_ISSUER", "hearth-journey".into()),
+            ("HEARTH_AUTH_AUDIENCE", "hearth".into()),
+            (
+                "HEARTH_AUTH_PUBLIC_KEYS",
+                keys.public_key_file.display().to_string(),
+            ),
+            ("HEARTH_RELAY_POLL_MS", "200".into()),
+        ],
+        &dir,
+    )
+    .await;
+
+    let hv = keys.issuer.mint(
+        "hv-7",
+        "nhs-lothian",
+        &[Role::Referrer],
+        Duration::from_secs(600),
+    );
+    let triage = keys.issuer.mint(
+        "triage-2",
+        "midlothian",
+        &[Role::Triage],
+        Duration::from_secs(600),
+    );
+    let mut client = ReferralsServiceClient::new(svc.channel.clone());
+    let create = |child: &'static str, nhs: &'static str| {
+        let mut c = client.clone();
+        let hv = hv.clone();
+        async move {
+            c.create_referral(authed(
+                pb::CreateReferralRequest {
+                    referral: Some(referral(child, nhs)),
+                    request_id: Uuid::new_v4().to_string(),
+                    validate_only: false,
+                },
+                &hv,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .referral
+            .unwrap()
+            .name
+        }
+    };
+    let a = create("Freya", "9434765919").await;
+    let b = create("Oskar", "4010232137").await;
+    client
+        .record_contact(authed(
+            pb::RecordContactRequest {
+                name: a.clone(),
+                request_id: Uuid::new_v4().to_string(),
+                contact: Some(pb::Contact {
+                    method: pb::ContactMethod::Phone as i32,
+                    contact_time: Some(prost_types::Timestamp {
+                        seconds: std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_secs() as i64,
+                        nanos: 0,
+                    }),
+                    successful: true,
+                    ..Default::default()
+                }),
+            },
+            &triage,
+        ))
+        .await
+        .unwrap();
+    client
+        .accept_referral(authed(
+            pb::AcceptReferralRequest {
+                name: a.clone(),
+                request_id: Uuid::new_v4().to_string(),
+                reason: "Incredible Years group".into(),
+            },
+            &triage,
+        ))
+        .await
+        .unwrap();
+    client
+        .signpost_referral(authed(
+            pb::SignpostReferralRequest {
+                name: b.clone(),
+                request_id: Uuid::new_v4().to_string(),
+                signposted_to: "Solihull Approach online course".into(),
+                reason: String::new(),
+            },
+            &triage,
+        ))
+        .await
+        .unwrap();
+
+    // The downstream service: its own schema, its own inbox, the referrals stream.
+    let pool = db::connect(&Secret::new(db_url), SCHEMA, 4, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let nothing = sqlx::migrate::Migrator::DEFAULT;
+    db::migrate(&pool, SCHEMA, &nothing).await.unwrap();
+    sqlx::query("CREATE TABLE journey.funnel (referral text PRIMARY KEY, area text, state text, contacted bool)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let spec = ConsumerSpec::new("REFERRALS", "journey-funnel", "hearth.referrals.v1.>");
+    let want = {
+        let mut w = vec![
+            (a.clone(), "accepted".to_owned(), true),
+            (b.clone(), "signposted".to_owned(), false),
+        ];
+        w.sort();
+        w
+    };
+
+    let stop = CancellationToken::new();
+    let inbox = Inbox::new(pool.clone(), js.clone(), SCHEMA, spec.clone(), Funnel);
+    let run = tokio::spawn({
+        let stop = stop.clone();
+        async move { inbox.run(stop).await }
+    });
+    wait_for(&pool, &want).await;
+    stop.cancel();
+    run.await.unwrap();
+
+    // Replay from the start rebuilds the same read model.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("DELETE FROM journey.funnel")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    hearth_platform::inbox::reset_in_tx(&mut tx, SCHEMA, &spec.durable)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    hearth_platform::inbox::delete_consumer(&js, &spec)
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let inbox = Inbox::new(pool.clone(), js, SCHEMA, spec, Funnel);
+    let run = tokio::spawn({
+        let stop = stop.clone();
+        async move { inbox.run(stop).await }
+    });
+    wait_for(&pool, &want).await;
+    stop.cancel();
+    run.await.unwrap();
+
+    // The operator stops the service: a clean exit, and nothing personal in its log.
+    let status = svc.terminate().await;
+    assert!(status.success(), "exit status {status:?}");
+    let log = svc.log_text();
+    assert!(
+        log.contains("referral received"),
+        "the log says what happened:\n{log}"
+    );
+    for personal in [
+        "Freya",
+        "Oskar",
+        "Lindqvist",
+        "Elin",
+        "9434765919",
+        "4010232137",
+        "EH19",
+        "Morag",
+    ] {
+        assert!(
+            !log.contains(personal),
+            "{personal:?} leaked into the service log:\n{log}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,4 @@
+//! Journeys across service boundaries.
+
+mod front_door;
+mod support;
