@@ -333,7 +333,7 @@ impl Relay {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&format!(
             "SELECT seq, id, subject, source, resource, payload, traceparent, event_time
-               FROM {s}.outbox WHERE published_at IS NULL AND seq > (SELECT coalesce(max(seq), 0) FROM {s}.outbox WHERE published_at IS NOT NULL)
+               FROM {s}.outbox WHERE published_at IS NULL
               ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED"
         ))
         .bind(self.batch_size)

@@ -1,0 +1,233 @@
+//! The relay on a healthy NATS: envelope, exactly once, rollbacks, late commits,
+//! order, two replicas, and republishing after JetStream data loss.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound};
+use hearth_platform::outbox::{Relay, republish_from};
+use hearth_platform::telemetry::current_traceparent;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_each_committed_event_once_with_its_envelope() -> TestResult {
+    let env = setup().await;
+    let relay = Running::relay(env.relay());
+
+    let (traced, traceparent) = async {
+        let tp = current_traceparent();
+        Ok::<_, sqlx::Error>((env.commit("items/a", &["traced"]).await?, tp))
+    }
+    .instrument(tracing::error_span!("accept_item"))
+    .await?;
+    let traceparent = traceparent.expect("a span with a valid context has a traceparent");
+    let untraced = env.commit("items/b", &["untraced"]).await?;
+    let written: Vec<_> = traced.into_iter().chain(untraced).collect();
+
+    env.all_published(WAIT).await;
+    // More relay passes must not send anything again.
+    tokio::time::sleep(POLL * 3).await;
+    assert_eq!(env.stream_count().await?, 2);
+    let msgs = env.read_stream().await?;
+    let stream_seqs: HashMap<Uuid, i64> =
+        sqlx::query_as("SELECT id, stream_seq FROM t_outbox.outbox")
+            .fetch_all(&env.pool)
+            .await?
+            .into_iter()
+            .collect();
+
+    for (msg, ev) in msgs.iter().zip(&written) {
+        let id = ev.id.to_string();
+        assert_eq!(msg.subject.as_str(), SUBJECT);
+        assert_eq!(header(msg, "Nats-Msg-Id").as_deref(), Some(id.as_str()));
+        assert_eq!(header(msg, "ce-id").as_deref(), Some(id.as_str()));
+        assert_eq!(header(msg, "ce-type").as_deref(), Some(SUBJECT));
+        assert_eq!(header(msg, "ce-source").as_deref(), Some(SOURCE));
+        assert_eq!(
+            header(msg, "ce-subject").as_deref(),
+            Some(ev.resource.as_str())
+        );
+        assert_eq!(header(msg, "ce-specversion").as_deref(), Some("1.0"));
+        assert_eq!(
+            header(msg, "content-type").as_deref(),
+            Some("application/protobuf")
+        );
+        let time = DateTime::parse_from_rfc3339(&header(msg, "ce-time").expect("ce-time"))?;
+        assert_eq!(time, ev.time.trunc_subsecs(6));
+        assert_eq!(msg.payload.as_ref(), ev.payload.as_slice());
+        assert_eq!(
+            Some(msg.info()?.stream_sequence as i64),
+            stream_seqs.get(&ev.id).copied()
+        );
+    }
+    assert_eq!(header(&msgs[0], "traceparent"), Some(traceparent));
+    assert_eq!(
+        header(&msgs[1], "traceparent"),
+        None,
+        "no span, no trace context"
+    );
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolled_back_transaction_publishes_nothing() -> TestResult {
+    let env = setup().await;
+    let relay = Running::relay(env.relay());
+    let js = &env.js;
+    eventually("the relay created the stream", WAIT, || async move {
+        js.get_stream(STREAM).await.is_ok()
+    })
+    .await;
+
+    let mut tx = env.pool.begin().await?;
+    env.write(&mut tx, "items/r", &["never happened"]).await?;
+    tx.rollback().await?;
+    tokio::time::sleep(POLL * 2).await;
+    assert_eq!(env.stream_count().await?, 0);
+
+    let committed = env.commit("items/r", &["happened"]).await?;
+    env.all_published(WAIT).await;
+    assert_exactly_once(&env, &[committed[0].id]).await?;
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_commit_with_lower_sequence_is_not_skipped() -> TestResult {
+    let env = setup().await;
+    let relay = Running::relay(env.relay());
+
+    let mut tx_a = env.pool.begin().await?;
+    let a = env.write(&mut tx_a, "items/late", &["a"]).await?[0].id;
+    let b = env.commit("items/early", &["b"]).await?[0].id;
+    let envr = &env;
+    eventually(
+        "B published",
+        WAIT,
+        || async move { envr.is_published(b).await },
+    )
+    .await;
+    assert_eq!(env.stream_count().await?, 1);
+
+    tx_a.commit().await?;
+    env.all_published(WAIT).await;
+    assert_eq!(ce_ids(&env.read_stream().await?), vec![b, a]);
+    let seq = |id: Uuid| {
+        sqlx::query_scalar::<_, i64>("SELECT seq FROM t_outbox.outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(&env.pool)
+    };
+    assert!(
+        seq(a).await? < seq(b).await?,
+        "A took the lower sequence but committed last"
+    );
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_one_resource_arrive_in_commit_order() -> TestResult {
+    let env = setup().await;
+    let relay = Running::relay(env.relay().batch_size(7));
+    let written = env.commit_each("items/ordered", &notes("step", 50)).await?;
+    env.all_published(WAIT).await;
+
+    let msgs = env.read_stream().await?;
+    assert_eq!(ce_ids(&msgs), written);
+    let payloads: Vec<String> = msgs
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+        .collect();
+    assert_eq!(payloads, notes("step", 50));
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_publish_once_and_in_order() -> TestResult {
+    let env = setup().await;
+    let resources: Vec<String> = (0..4).map(|r| format!("items/r{r}")).collect();
+    let mut written = Vec::new();
+    // A backlog both replicas compete for, then more written while they run.
+    for r in &resources {
+        written.push(
+            env.commit_each(r, &notes(&format!("{r}-backlog"), 20))
+                .await?,
+        );
+    }
+    // Replicas each have their own NATS connection.
+    let client = hearth_platform::server::connect_nats(&env.nats.url(), "replica-2").await?;
+    let other_js = async_nats::jetstream::new(client);
+    let first = Running::relay(env.relay().batch_size(2));
+    let second = Running::relay(
+        Relay::new(env.pool.clone(), other_js, SCHEMA, stream_spec())
+            .poll_interval(POLL)
+            .batch_size(2),
+    );
+    // One replica goes away part-way; the other must carry on.
+    let pool = &env.pool;
+    let stop_first = async move {
+        eventually("the backlog published", WAIT, || async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM t_outbox.outbox WHERE published_at IS NOT NULL",
+            )
+            .fetch_one(pool)
+            .await
+            .is_ok_and(|n| n >= 80)
+        })
+        .await;
+        first.stop().await;
+    };
+    let live = futures::future::try_join_all(resources.iter().map(|r| {
+        let env = &env;
+        async move { env.commit_each(r, &notes(&format!("{r}-live"), 20)).await }
+    }));
+    let (more, ()) = tokio::join!(live, stop_first);
+    for (ids, more) in written.iter_mut().zip(more?) {
+        ids.extend(more);
+    }
+    env.all_published(WAIT).await;
+
+    let all: Vec<Uuid> = written.iter().flatten().copied().collect();
+    assert_exactly_once(&env, &all).await?;
+    let msgs = env.read_stream().await?;
+    for (resource, expected) in resources.iter().zip(&written) {
+        let got: Vec<_> = msgs
+            .iter()
+            .filter(|m| header(m, "ce-subject").as_deref() == Some(resource.as_str()))
+            .cloned()
+            .collect();
+        assert_eq!(&ce_ids(&got), expected, "order of {resource}");
+    }
+    second.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn republish_from_refills_a_stream_that_lost_its_data() -> TestResult {
+    let env = setup().await;
+    let relay = Running::relay(env.relay());
+    let written = env.commit_each("items/re", &notes("e", 10)).await?;
+    env.all_published(WAIT).await;
+    assert_exactly_once(&env, &written).await?;
+
+    env.js.delete_stream(STREAM).await?;
+    assert_eq!(republish_from(&env.pool, SCHEMA, 1).await?, 10);
+    env.all_published(WAIT).await;
+
+    assert_eq!(env.stream_count().await?, 10);
+    assert_eq!(ce_ids(&env.read_stream().await?), written);
+    let stream_seqs: Vec<i64> =
+        sqlx::query_scalar("SELECT stream_seq FROM t_outbox.outbox ORDER BY seq")
+            .fetch_all(&env.pool)
+            .await?;
+    assert_eq!(stream_seqs, (1..=10).collect::<Vec<i64>>());
+    relay.stop().await;
+    Ok(())
+}
