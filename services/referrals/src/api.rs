@@ -125,6 +125,18 @@ fn parties(r: &Referral) -> Parties<'_> {
     }
 }
 
+/// Takes the request id out of a mutation request and digests the rest, to tell a
+/// retry (same digest) from a reuse of the id (different digest).
+fn split<T: Message>(
+    method: &str,
+    mut req: T,
+    request_id: fn(&mut T) -> &mut String,
+) -> (T, String, Vec<u8>) {
+    let id = std::mem::take(request_id(&mut req));
+    let hash = request_hash(method, &req);
+    (req, id, hash)
+}
+
 /// A digest of the request with its request id removed, to tell a retry from a reuse.
 fn request_hash(method: &str, msg: &impl Message) -> Vec<u8> {
     let mut h = Sha256::new();
@@ -411,9 +423,9 @@ impl ReferralsService for ReferralsApi {
         req: Request<pb::AcceptReferralRequest>,
     ) -> Result<Response<pb::AcceptReferralResponse>, Status> {
         let caller = caller_of(&req)?;
-        let mut req = req.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let hash = request_hash(verb_method(Verb::Accept), &req);
+        let (req, request_id, hash) = split(verb_method(Verb::Accept), req.into_inner(), |r| {
+            &mut r.request_id
+        });
         let r = self
             .decide(&caller, Verb::Accept, &req.name, &request_id, hash, |v| {
                 (
@@ -433,9 +445,9 @@ impl ReferralsService for ReferralsApi {
         req: Request<pb::SignpostReferralRequest>,
     ) -> Result<Response<pb::SignpostReferralResponse>, Status> {
         let caller = caller_of(&req)?;
-        let mut req = req.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let hash = request_hash(verb_method(Verb::Signpost), &req);
+        let (req, request_id, hash) = split(verb_method(Verb::Signpost), req.into_inner(), |r| {
+            &mut r.request_id
+        });
         let r = self
             .decide(&caller, Verb::Signpost, &req.name, &request_id, hash, |v| {
                 let to = validate::short_text(v, "signposted_to", &req.signposted_to, true);
@@ -452,9 +464,9 @@ impl ReferralsService for ReferralsApi {
         req: Request<pb::RedirectReferralRequest>,
     ) -> Result<Response<pb::RedirectReferralResponse>, Status> {
         let caller = caller_of(&req)?;
-        let mut req = req.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let hash = request_hash(verb_method(Verb::Redirect), &req);
+        let (req, request_id, hash) = split(verb_method(Verb::Redirect), req.into_inner(), |r| {
+            &mut r.request_id
+        });
         let r = self
             .decide(&caller, Verb::Redirect, &req.name, &request_id, hash, |v| {
                 let to = validate::short_text(v, "redirected_to", &req.redirected_to, true);
@@ -471,9 +483,9 @@ impl ReferralsService for ReferralsApi {
         req: Request<pb::DeclineReferralRequest>,
     ) -> Result<Response<pb::DeclineReferralResponse>, Status> {
         let caller = caller_of(&req)?;
-        let mut req = req.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let hash = request_hash(verb_method(Verb::Decline), &req);
+        let (req, request_id, hash) = split(verb_method(Verb::Decline), req.into_inner(), |r| {
+            &mut r.request_id
+        });
         let r = self
             .decide(&caller, Verb::Decline, &req.name, &request_id, hash, |v| {
                 let code = validate::decline_reason(v, "decline_reason", req.decline_reason);
@@ -494,9 +506,9 @@ impl ReferralsService for ReferralsApi {
         req: Request<pb::WithdrawReferralRequest>,
     ) -> Result<Response<pb::WithdrawReferralResponse>, Status> {
         let caller = caller_of(&req)?;
-        let mut req = req.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let hash = request_hash(verb_method(Verb::Withdraw), &req);
+        let (req, request_id, hash) = split(verb_method(Verb::Withdraw), req.into_inner(), |r| {
+            &mut r.request_id
+        });
         let r = self
             .decide(&caller, Verb::Withdraw, &req.name, &request_id, hash, |v| {
                 (
@@ -516,9 +528,8 @@ impl ReferralsService for ReferralsApi {
         req: Request<pb::RecordContactRequest>,
     ) -> Result<Response<pb::RecordContactResponse>, Status> {
         let caller = caller_of(&req)?;
-        let mut req = req.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let hash = request_hash("RecordContact", &req);
+        let (req, request_id, hash) =
+            split("RecordContact", req.into_inner(), |r| &mut r.request_id);
         let mut v = Violations::new();
         let id = validate::resource_id(&mut v, "name", &req.name, "referrals");
         let request_id = validate::request_id(&mut v, &request_id);
@@ -579,9 +590,8 @@ impl ReferralsService for ReferralsApi {
         req: Request<pb::RecordConsentRequest>,
     ) -> Result<Response<pb::RecordConsentResponse>, Status> {
         let caller = caller_of(&req)?;
-        let mut req = req.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let hash = request_hash("RecordConsent", &req);
+        let (req, request_id, hash) =
+            split("RecordConsent", req.into_inner(), |r| &mut r.request_id);
         let now = now();
         let mut v = Violations::new();
         let id = validate::resource_id(&mut v, "name", &req.name, "referrals");
@@ -633,9 +643,8 @@ impl ReferralsService for ReferralsApi {
         req: Request<pb::WithdrawConsentRequest>,
     ) -> Result<Response<pb::WithdrawConsentResponse>, Status> {
         let caller = caller_of(&req)?;
-        let mut req = req.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let hash = request_hash("WithdrawConsent", &req);
+        let (req, request_id, hash) =
+            split("WithdrawConsent", req.into_inner(), |r| &mut r.request_id);
         let now = now();
         let mut v = Violations::new();
         let (referral_id, consent_id) = validate::consent_name(&mut v, "name", &req.name);

@@ -465,10 +465,17 @@ async fn the_callers_trace_continues_onto_the_event() {
     let app = TestApp::spawn().await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut req = tonic::Request::new(create_request(referral()));
-    req.metadata_mut()
-        .insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().unwrap());
+    req.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01")
+            .parse()
+            .unwrap(),
+    );
     app.referrer().create_referral(req).await.unwrap();
     let events = app.events(1).await;
     let tp = header(&events[0], "traceparent");
-    assert!(tp.starts_with(&format!("00-{trace_id}-")), "traceparent {tp:?}");
+    assert!(
+        tp.starts_with(&format!("00-{trace_id}-")),
+        "traceparent {tp:?}"
+    );
 }
