@@ -1,0 +1,633 @@
+//! `hearth-dev bench` (behind `make bench`): how fast the referrals service takes
+//! referrals, against what the same Postgres can do raw.
+//!
+//! Starts a private durable Postgres (fsync on) and NATS, runs the referrals service
+//! in this process, then per concurrency level runs a closed loop of CreateReferral
+//! calls and `pgbench` inserting the same rows by hand; then an open loop at half the
+//! best rate, timing the events' arrival on NATS. Prints a Markdown report with PASS or
+//! MISS against the targets. Load generation lives in `load`, the baseline in
+//! `pgbench`.
+
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+use hearth_platform::Role;
+use hearth_platform::auth::{KeyPair, TokenIssuer};
+use hearth_platform::config::{AuthConfig, Secret, ServiceConfig};
+use hearth_testkit::{NatsOptions, NatsServer, PgOptions, PgServer};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::load::{self, Families, Stats};
+use crate::pgbench::{self, RawResult};
+use crate::{grpc, keys};
+
+/// What to run (`--seconds`, `--concurrency`).
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub seconds: u64,
+    pub concurrency: Vec<usize>,
+}
+
+const DEFAULT_SECONDS: u64 = 10;
+const DEFAULT_CONCURRENCY: [usize; 5] = [1, 4, 16, 32, 64];
+const WARMUP: Duration = Duration::from_secs(2);
+/// `HEARTH_DATABASE_MAX_CONNECTIONS` for the service under test.
+const POOL_SIZE: u32 = 32;
+/// HTTP/2 connections the callers share.
+const CHANNELS: usize = 4;
+const RECEIVED_SUBJECT: &str = "hearth.referrals.v1.referral.received";
+/// How long to wait for the relay to publish everything written.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+// The targets.
+const MIN_RATIO: f64 = 0.5;
+const MAX_P99_MS: f64 = 20.0;
+const MAX_LAG_P99_MS: f64 = 100.0;
+
+/// One concurrency level's figures.
+struct Level {
+    concurrency: usize,
+    service: Stats,
+    /// From the end of the run until the relay had published every event.
+    catch_up: Duration,
+    raw: RawResult,
+}
+
+/// The half-load run.
+struct HalfLoad {
+    rate: f64,
+    stats: Stats,
+    /// Commit-to-NATS lag per event, microseconds.
+    lag: hdrhistogram::Histogram<u64>,
+    expected_events: u64,
+}
+
+/// A scratch directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Scratch> {
+        let dir = std::env::temp_dir().join(format!("hearth-dev-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub async fn bench(opts: BenchOptions) -> Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "bench: warning: this is a debug build; use `make bench` (release) for figures \
+             worth writing down"
+        );
+    }
+    let scratch = Scratch::new()?;
+    eprintln!("bench: starting a private Postgres (fsync on) and NATS…");
+    let pg = tokio::task::spawn_blocking(|| {
+        PgServer::start(PgOptions {
+            durable: true,
+            ..PgOptions::default()
+        })
+    })
+    .await
+    .context("starting Postgres panicked")?
+    .context("cannot start Postgres")?;
+    let nats = tokio::task::spawn_blocking(|| NatsServer::start(NatsOptions::default()))
+        .await
+        .context("starting NATS panicked")?
+        .context("cannot start NATS")?;
+
+    let result = with_servers(&opts, &pg, &nats, scratch.path()).await;
+    tokio::task::spawn_blocking(move || {
+        drop(nats);
+        drop(pg);
+    })
+    .await
+    .ok();
+    print!("{}", result?);
+    Ok(())
+}
+
+async fn with_servers(
+    opts: &BenchOptions,
+    pg: &PgServer,
+    nats: &NatsServer,
+    scratch: &Path,
+) -> Result<String> {
+    let service_url = pg.create_database("bench_service").await?;
+    let baseline = pgbench::prepare(pg, scratch).await?;
+
+    let pair = KeyPair::generate();
+    let public_key = scratch.join("bench.pub.pem");
+    keys::write_file(&public_key, &pair.public_pem, 0o644)?;
+    let issuer =
+        TokenIssuer::from_private_pem("bench", &pair.private_pem, keys::ISSUER, keys::AUDIENCE)
+            .context("cannot use the generated key")?;
+    let token = issuer.mint(
+        "bench-health-visitor",
+        "nhs-lothian",
+        &[Role::Referrer],
+        Duration::from_secs(6 * 3600),
+    );
+    let auth = grpc::bearer(&token)?;
+
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .context("cannot bind a port for the service")?;
+    let addr = listener.local_addr()?;
+    let cfg = service_config(addr, &service_url, &nats.url(), public_key);
+    let stop = CancellationToken::new();
+    let service = tokio::spawn(referrals::run(cfg, listener, stop.clone()));
+    let healthy = grpc::wait_serving(
+        addr.port(),
+        grpc::REFERRALS_SERVICE,
+        Duration::from_secs(60),
+        || {
+            if service.is_finished() {
+                bail!("the in-process referrals service stopped while starting");
+            }
+            Ok(())
+        },
+    )
+    .await;
+
+    let measured = match healthy {
+        Ok(()) => measure(opts, addr.port(), &auth, &service_url, nats, &baseline).await,
+        Err(e) => Err(e),
+    };
+    stop.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(30), service).await;
+    let service_error = match stopped {
+        Ok(Ok(Ok(()))) => None,
+        Ok(Ok(Err(e))) => Some(format!("the referrals service failed: {e}")),
+        Ok(Err(e)) => Some(format!("the referrals service panicked: {e}")),
+        Err(_) => Some("the referrals service did not stop within 30s".into()),
+    };
+    match (measured, service_error) {
+        (Ok(report), None) => Ok(report),
+        (Ok(_), Some(e)) => Err(anyhow!(e)),
+        (Err(e), Some(why)) => Err(e.context(why)),
+        (Err(e), None) => Err(e),
+    }
+}
+
+fn service_config(
+    addr: SocketAddr,
+    database_url: &str,
+    nats_url: &str,
+    public_key: PathBuf,
+) -> ServiceConfig {
+    ServiceConfig {
+        grpc_addr: addr,
+        database_url: Secret::new(database_url.to_owned()),
+        database_max_connections: POOL_SIZE,
+        nats_url: nats_url.to_owned(),
+        auth: AuthConfig {
+            issuer: keys::ISSUER.into(),
+            audience: keys::AUDIENCE.into(),
+            public_key_files: vec![public_key],
+        },
+        request_timeout: Duration::from_secs(30),
+        // No shedding: the closed loop never has more than C calls in flight.
+        max_concurrent_requests: 100_000,
+        max_message_bytes: 4 << 20,
+        shutdown_drain: Duration::ZERO,
+        relay_batch_size: 256,
+        relay_poll: Duration::from_secs(1),
+    }
+}
+
+async fn measure(
+    opts: &BenchOptions,
+    port: u16,
+    auth: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    service_url: &str,
+    nats: &NatsServer,
+    baseline: &pgbench::Baseline,
+) -> Result<String> {
+    let window = Duration::from_secs(opts.seconds);
+    let mut clients = Vec::new();
+    for _ in 0..CHANNELS {
+        clients.push(grpc::Client::new(grpc::connect(port).await?));
+    }
+    let observer = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(service_url)
+        .await
+        .context("cannot connect to the service's database")?;
+    let families = Families::default();
+
+    let mut levels = Vec::new();
+    for &c in &opts.concurrency {
+        drain_outbox(&observer).await?;
+        eprintln!("bench: {c} callers: CreateReferral for {}s…", opts.seconds);
+        let service = load::closed_loop(&clients, auth, &families, c, WARMUP, window).await?;
+        let catch_up = drain_outbox(&observer).await?;
+        eprintln!(
+            "bench: {c} callers: pgbench ({})…",
+            baseline.command_line(c, opts.seconds)
+        );
+        let raw = baseline.run(c, opts.seconds).await?;
+        eprintln!(
+            "bench: {c} callers: service {:.0} req/s (p99 {:.1} ms, {} errors), raw {:.0} tps",
+            service.rate(),
+            service.ms(0.99),
+            service.errors,
+            raw.tps
+        );
+        levels.push(Level {
+            concurrency: c,
+            service,
+            catch_up,
+            raw,
+        });
+    }
+    let best = levels
+        .iter()
+        .map(|l| l.service.rate())
+        .fold(0.0_f64, f64::max);
+    if best <= 0.0 {
+        let why = levels
+            .iter()
+            .find_map(|l| l.service.first_error.clone())
+            .unwrap_or_else(|| "no call succeeded".into());
+        bail!("the service completed no calls: {why}");
+    }
+
+    drain_outbox(&observer).await?;
+    let rate = best * 0.5;
+    eprintln!(
+        "bench: half load: {rate:.0} req/s for {}s, timing events on NATS…",
+        opts.seconds
+    );
+    let half = half_load(&clients, auth, &families, rate, window, &nats.url()).await?;
+
+    let pg_version: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&observer)
+        .await
+        .unwrap_or_else(|_| "?".into());
+    observer.close().await;
+    let nats_version = nats_version(&nats.url()).await;
+    Ok(report(opts, &levels, &half, &pg_version, &nats_version))
+}
+
+/// Waits until the relay has published every outbox row; returns how long that took.
+async fn drain_outbox(pool: &PgPool) -> Result<Duration> {
+    let start = tokio::time::Instant::now();
+    loop {
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM referrals.outbox WHERE published_at IS NULL")
+                .fetch_one(pool)
+                .await
+                .context("cannot count unpublished events")?;
+        if waiting == 0 {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > DRAIN_TIMEOUT {
+            bail!(
+                "{waiting} events were still unpublished after {}s: the outbox relay is stuck",
+                DRAIN_TIMEOUT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn half_load(
+    clients: &[grpc::Client],
+    auth: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    families: &Families,
+    rate: f64,
+    window: Duration,
+    nats_url: &str,
+) -> Result<HalfLoad> {
+    let nats = async_nats::connect(nats_url)
+        .await
+        .with_context(|| format!("cannot connect to {nats_url}"))?;
+    let mut sub = nats.subscribe(RECEIVED_SUBJECT).await?;
+    nats.flush().await?;
+    // The subscription only timestamps and forwards; the unbounded channel keeps it
+    // from ever becoming a slow consumer.
+    let (tx, mut rx) = mpsc::unbounded_channel::<(DateTime<Utc>, Option<DateTime<Utc>>)>();
+    let collector = tokio::spawn(async move {
+        while let Some(msg) = sub.next().await {
+            let received = Utc::now();
+            let time = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("ce-time"))
+                .and_then(|v| DateTime::parse_from_rfc3339(v.as_str()).ok())
+                .map(|t| t.with_timezone(&Utc));
+            if tx.send((received, time)).is_err() {
+                break;
+            }
+        }
+    });
+
+    let since = Utc::now();
+    let stats = load::paced(clients, auth, families, rate, window).await?;
+    let expected = stats.latency.len();
+    let mut lag = load::histogram()?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while lag.len() < expected {
+        let Ok(Some((received, time))) = tokio::time::timeout_at(deadline, rx.recv()).await else {
+            break;
+        };
+        let Some(time) = time else { continue };
+        if time < since {
+            continue;
+        }
+        let us = (received - time).num_microseconds().unwrap_or(i64::MAX);
+        lag.saturating_record(u64::try_from(us).unwrap_or(0).max(1));
+    }
+    collector.abort();
+    Ok(HalfLoad {
+        rate,
+        stats,
+        lag,
+        expected_events: expected,
+    })
+}
+
+async fn nats_version(url: &str) -> String {
+    match async_nats::connect(url).await {
+        Ok(client) => client.server_info().version,
+        Err(_) => "?".into(),
+    }
+}
+
+/// nproc, CPU model, memory and kernel, from /proc.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: f64 = meminfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{cpus} CPUs ({model}), {:.1} GiB RAM, Linux {}",
+        mem_kib / (1024.0 * 1024.0),
+        kernel.trim()
+    )
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "MISS" }
+}
+
+fn report(
+    opts: &BenchOptions,
+    levels: &[Level],
+    half: &HalfLoad,
+    pg_version: &str,
+    nats_version: &str,
+) -> String {
+    let list: Vec<String> = opts.concurrency.iter().map(usize::to_string).collect();
+    let list = list.join(",");
+    let invocation = format!(
+        "hearth-dev bench --seconds {} --concurrency {list}",
+        opts.seconds
+    );
+    let command = if opts.seconds == DEFAULT_SECONDS && opts.concurrency == DEFAULT_CONCURRENCY {
+        "make bench".to_owned()
+    } else {
+        format!(
+            "make bench ARGS='--seconds {} --concurrency {list}'",
+            opts.seconds
+        )
+    };
+    let mut w = String::new();
+    let now = Utc::now();
+    let _ = writeln!(
+        w,
+        "## CreateReferral under load, {}\n",
+        now.format("%Y-%m-%d")
+    );
+    let _ = writeln!(
+        w,
+        "- Command: `{command}` (runs `{invocation}`{}), at {}.",
+        if cfg!(debug_assertions) {
+            ", DEBUG build"
+        } else {
+            ", release build"
+        },
+        now.format("%Y-%m-%d %H:%M UTC")
+    );
+    let _ = writeln!(w, "- Machine: {}.", machine());
+    let _ = writeln!(
+        w,
+        "- Servers: PostgreSQL {pg_version} with fsync and synchronous_commit on; \
+         nats-server {nats_version} (JetStream, file storage). Both private, on this machine."
+    );
+    let _ = writeln!(
+        w,
+        "- Service: referrals in the bench process (database pool {POOL_SIZE}, no load \
+         shedding); callers in the same process over {CHANNELS} HTTP/2 connections. \
+         Service, callers, Postgres and NATS share the CPUs."
+    );
+    let _ = writeln!(
+        w,
+        "- Each call creates a referral for a new family (distinct NHS number; one child, \
+         one adult, one consent). {}s warm-up per level, then {}s measured.\n",
+        WARMUP.as_secs(),
+        opts.seconds
+    );
+
+    let _ = writeln!(
+        w,
+        "### Closed loop: C callers, each calling again as soon as answered\n"
+    );
+    let _ = writeln!(
+        w,
+        "| C | service req/s | p50 ms | p90 ms | p99 ms | max ms | errors | relay catch-up s | \
+         pgbench tps | pgbench avg ms | service / raw |"
+    );
+    let _ = writeln!(
+        w,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for l in levels {
+        let s = &l.service;
+        let _ = writeln!(
+            w,
+            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.1} | {:.0} | {:.1} | {:.0}% |",
+            l.concurrency,
+            s.rate(),
+            s.ms(0.5),
+            s.ms(0.9),
+            s.ms(0.99),
+            s.max_ms(),
+            s.errors,
+            l.catch_up.as_secs_f64(),
+            l.raw.tps,
+            l.raw.latency_avg_ms,
+            100.0 * s.rate() / l.raw.tps.max(f64::MIN_POSITIVE)
+        );
+    }
+    let errors: u64 = levels.iter().map(|l| l.service.errors).sum::<u64>() + half.stats.errors;
+    if let Some(first) = levels
+        .iter()
+        .map(|l| &l.service)
+        .chain([&half.stats])
+        .find_map(|s| s.first_error.as_ref())
+    {
+        let _ = writeln!(w, "\n{errors} calls failed; the first: `{first}`.");
+    }
+    let raw_failed: u64 = levels.iter().map(|l| l.raw.failed).sum();
+    if raw_failed > 0 {
+        let _ = writeln!(w, "\npgbench reported {raw_failed} failed transactions.");
+    }
+    let best_service = levels
+        .iter()
+        .max_by(|a, b| a.service.rate().total_cmp(&b.service.rate()));
+    let best_raw = levels.iter().max_by(|a, b| a.raw.tps.total_cmp(&b.raw.tps));
+    let ratio = match (best_service, best_raw) {
+        (Some(s), Some(r)) => {
+            let ratio = s.service.rate() / r.raw.tps.max(f64::MIN_POSITIVE);
+            let _ = writeln!(
+                w,
+                "\nBest: service {:.0} req/s (C={}), raw Postgres {:.0} tps (C={}): \
+                 service / raw = {:.0}%.",
+                s.service.rate(),
+                s.concurrency,
+                r.raw.tps,
+                r.concurrency,
+                100.0 * ratio
+            );
+            ratio
+        }
+        _ => 0.0,
+    };
+    let _ = writeln!(
+        w,
+        "\npgbench: `pgbench -n -c C -j min(C,2) -T {}` with one transaction inserting a \
+         referral row and a ~1.5 KB outbox row into copies of the service's tables (same \
+         migrations, no foreign key), on the same server.\n",
+        opts.seconds
+    );
+
+    let h = &half.stats;
+    let _ = writeln!(
+        w,
+        "### Half load: open loop at {:.0} req/s (50% of the best service rate)\n",
+        half.rate
+    );
+    let _ = writeln!(
+        w,
+        "One call started every {:.2} ms for {}s, each in its own task; latency counts from \
+         the scheduled start.\n",
+        1000.0 / half.rate,
+        opts.seconds
+    );
+    let _ = writeln!(
+        w,
+        "| calls | errors | achieved req/s | p50 ms | p90 ms | p99 ms | max ms |"
+    );
+    let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        w,
+        "| {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
+        h.latency.len() + h.errors,
+        h.errors,
+        h.rate(),
+        h.ms(0.5),
+        h.ms(0.9),
+        h.ms(0.99),
+        h.max_ms()
+    );
+
+    let lag = &half.lag;
+    let lag_ms = |q: f64| lag.value_at_quantile(q) as f64 / 1000.0;
+    let _ = writeln!(w, "### Commit-to-NATS lag during the half-load run\n");
+    let _ = writeln!(
+        w,
+        "A core NATS subscription on `{RECEIVED_SUBJECT}`; lag = time of receipt − the \
+         event's `ce-time` (set when the service received the request, before its \
+         transaction committed, so this is an upper bound on commit-to-publish).\n"
+    );
+    let _ = writeln!(w, "| events received | of | p50 ms | p99 ms | max ms |");
+    let _ = writeln!(w, "|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        w,
+        "| {} | {} | {:.1} | {:.1} | {:.1} |\n",
+        lag.len(),
+        half.expected_events,
+        lag_ms(0.5),
+        lag_ms(0.99),
+        lag.max() as f64 / 1000.0
+    );
+
+    let all_events = lag.len() >= half.expected_events && half.expected_events > 0;
+    let _ = writeln!(w, "### Targets\n");
+    let _ = writeln!(w, "| target | measured | result |");
+    let _ = writeln!(w, "|---|---|---|");
+    let _ = writeln!(
+        w,
+        "| throughput ≥ {:.0}% of raw Postgres | {:.0}% | {} |",
+        100.0 * MIN_RATIO,
+        100.0 * ratio,
+        verdict(ratio >= MIN_RATIO && errors == 0)
+    );
+    let _ = writeln!(
+        w,
+        "| p99 ≤ {MAX_P99_MS:.0} ms at half of max rate | {:.1} ms | {} |",
+        h.ms(0.99),
+        verdict(h.ms(0.99) <= MAX_P99_MS && h.errors == 0)
+    );
+    let _ = writeln!(
+        w,
+        "| commit-to-publish p99 ≤ {MAX_LAG_P99_MS:.0} ms | {:.1} ms{} | {} |",
+        lag_ms(0.99),
+        if all_events {
+            String::new()
+        } else {
+            format!(
+                " ({} of {} events arrived)",
+                lag.len(),
+                half.expected_events
+            )
+        },
+        verdict(all_events && lag_ms(0.99) <= MAX_LAG_P99_MS)
+    );
+    if errors > 0 {
+        let _ = writeln!(
+            w,
+            "\nErrors must be 0: {errors} calls failed, so throughput cannot pass."
+        );
+    }
+    w
+}

@@ -1,0 +1,362 @@
+//! Load generation for `hearth-dev bench`: realistic CreateReferral requests for
+//! distinct families, a closed loop (C callers, each sending its next request when the
+//! last one answers) and an open loop paced at a fixed rate, with latencies in
+//! microsecond HDR histograms.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use hdrhistogram::Histogram;
+use hearth_proto::referrals as pb;
+use hearth_proto::types::Date;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+use tonic::metadata::{Ascii, MetadataValue};
+
+use crate::grpc::{self, Client};
+use crate::nhs;
+
+/// Latencies and outcomes of one run.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Successful calls, microseconds each.
+    pub latency: Histogram<u64>,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// The measured window.
+    pub window: Duration,
+}
+
+impl Stats {
+    fn new(window: Duration) -> Result<Stats> {
+        Ok(Stats {
+            latency: histogram()?,
+            errors: 0,
+            first_error: None,
+            window,
+        })
+    }
+
+    fn record(&mut self, outcome: Result<Duration, tonic::Status>) {
+        match outcome {
+            Ok(took) => {
+                let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+                // Saturates at the histogram's top instead of failing.
+                self.latency.saturating_record(us);
+            }
+            Err(status) => {
+                self.errors += 1;
+                self.first_error
+                    .get_or_insert_with(|| format!("{:?}: {}", status.code(), status.message()));
+            }
+        }
+    }
+
+    fn merge(&mut self, other: &Stats) -> Result<()> {
+        self.latency
+            .add(&other.latency)
+            .context("cannot merge latency histograms")?;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&other.first_error);
+        }
+        Ok(())
+    }
+
+    /// Successful calls per second over the window.
+    pub fn rate(&self) -> f64 {
+        self.latency.len() as f64 / self.window.as_secs_f64()
+    }
+
+    /// A quantile in milliseconds.
+    pub fn ms(&self, quantile: f64) -> f64 {
+        self.latency.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        self.latency.max() as f64 / 1000.0
+    }
+}
+
+/// A histogram of microseconds from 1 µs to 10 minutes, 3 significant digits.
+pub fn histogram() -> Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).context("cannot create a histogram")
+}
+
+/// Hands out distinct family numbers, so no two requests link or contend.
+#[derive(Debug, Clone, Default)]
+pub struct Families {
+    next: Arc<AtomicU64>,
+}
+
+impl Families {
+    fn take(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+const CHILD_NAMES: [&str; 40] = [
+    "Olivia", "Jack", "Isla", "Noah", "Freya", "Leo", "Emily", "Harris", "Ava", "Rory", "Sophie",
+    "Lewis", "Amelia", "Finlay", "Grace", "Oliver", "Ella", "Alfie", "Millie", "Archie", "Lily",
+    "James", "Mia", "Callum", "Evie", "Lucas", "Ruby", "Cameron", "Hannah", "Jamie", "Skye",
+    "Ethan", "Eilidh", "Max", "Erin", "Logan", "Aria", "Thomas", "Zara", "Kai",
+];
+const FAMILY_NAMES: [&str; 40] = [
+    "Smith",
+    "Brown",
+    "Wilson",
+    "Robertson",
+    "Campbell",
+    "Stewart",
+    "Thomson",
+    "Anderson",
+    "Scott",
+    "Murray",
+    "MacDonald",
+    "Reid",
+    "Taylor",
+    "Clark",
+    "Ross",
+    "Young",
+    "Mitchell",
+    "Watson",
+    "Paterson",
+    "Morrison",
+    "Fraser",
+    "Walker",
+    "Henderson",
+    "Hamilton",
+    "Graham",
+    "Johnston",
+    "Kerr",
+    "Hughes",
+    "Gray",
+    "Hunter",
+    "Ferguson",
+    "Kelly",
+    "Bell",
+    "Martin",
+    "Grant",
+    "Allan",
+    "Black",
+    "Mackenzie",
+    "Simpson",
+    "Duncan",
+];
+const ADULT_NAMES: [&str; 12] = [
+    "Laura", "Gemma", "Nicola", "Claire", "Kirsty", "Lisa", "Amanda", "Stacey", "Jennifer",
+    "Rachel", "Emma", "Louise",
+];
+const POSTCODES: [&str; 8] = [
+    "EH22 1AB", "EH19 2QT", "EH26 8LN", "EH22 4NU", "EH20 9AX", "EH18 1HX", "EH23 4TT", "EH22 5JH",
+];
+const REASONS: [pb::Reason; 6] = [
+    pb::Reason::Sleep,
+    pb::Reason::ChildBehaviour,
+    pb::Reason::ParentalMentalHealth,
+    pb::Reason::ParentingConfidence,
+    pb::Reason::SchoolTransition,
+    pb::Reason::EarlyYearsDevelopment,
+];
+
+fn date(d: NaiveDate) -> Option<Date> {
+    use chrono::Datelike as _;
+    Some(Date {
+        year: d.year(),
+        month: d.month() as i32,
+        day: d.day() as i32,
+    })
+}
+
+/// A health visitor's referral for family number `n`: one child with a distinct NHS
+/// number and a distinct name + date of birth + postcode, the mother, consent.
+pub fn referral_request(n: u64, now: DateTime<Utc>) -> pb::CreateReferralRequest {
+    let child = CHILD_NAMES[(n % 40) as usize];
+    let family = FAMILY_NAMES[(n / 40 % 40) as usize];
+    let mother = ADULT_NAMES[(n % 12) as usize];
+    let days_old = 30 + (n / 1600 % 3650) as i64;
+    let born = now.date_naive() - chrono::Duration::days(days_old);
+    let postcode = POSTCODES[(n / (1600 * 3650) % 8) as usize];
+    let reasons = [REASONS[(n % 6) as usize], REASONS[((n + 1) % 6) as usize]];
+    let referral = pb::Referral {
+        receiving_area: "midlothian".into(),
+        referrer: Some(pb::Referrer {
+            display_name: "Morag Henderson".into(),
+            job_title: "Health visitor".into(),
+            contact: "0131 496 0127".into(),
+        }),
+        source: pb::Source::HealthVisitor as i32,
+        family: Some(pb::FamilyDetails {
+            children: vec![pb::Child {
+                given_name: child.into(),
+                family_name: family.into(),
+                date_of_birth: date(born),
+                nhs_number: nhs::unique(n),
+                ethnicity: "WHITE_SCOTTISH".into(),
+                ..Default::default()
+            }],
+            adults: vec![pb::Adult {
+                given_name: mother.into(),
+                family_name: family.into(),
+                role: pb::ParentingRole::Mother as i32,
+                phone: "07700 900123".into(),
+                ..Default::default()
+            }],
+        }),
+        reasons: reasons.iter().map(|r| *r as i32).collect(),
+        description: format!(
+            "{child} is {days_old} days old. Mum reports broken sleep and low mood and would \
+             like help with routines and to meet other parents locally."
+        ),
+        urgency: pb::Urgency::Routine as i32,
+        access_needs: Some(pb::AccessNeeds {
+            language: "en".into(),
+            creche_needed: n.is_multiple_of(3),
+            preferred_times: vec![pb::PreferredTime::WeekdayMorning as i32],
+            ..Default::default()
+        }),
+        postcode: postcode.into(),
+        consents: vec![pb::Consent {
+            given_by: format!("{mother} {family}"),
+            given_by_role: pb::ParentingRole::Mother as i32,
+            give_time: Some(prost_types::Timestamp {
+                seconds: now.timestamp() - 3600,
+                nanos: 0,
+            }),
+            scopes: vec![
+                pb::ConsentScope::Assessment as i32,
+                pb::ConsentScope::ShareWithPartners as i32,
+            ],
+            ..Default::default()
+        }],
+        route: pb::Route::Voluntary as i32,
+        ..Default::default()
+    };
+    pb::CreateReferralRequest {
+        referral: Some(referral),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        validate_only: false,
+    }
+}
+
+async fn create(
+    client: &mut Client,
+    auth: &MetadataValue<Ascii>,
+    families: &Families,
+) -> Result<(), tonic::Status> {
+    let req = referral_request(families.take(), Utc::now());
+    client
+        .create_referral(grpc::request(req, auth))
+        .await
+        .map(|_| ())
+}
+
+/// `concurrency` callers over `clients` (round robin), each calling CreateReferral
+/// back to back; calls that start during `warmup` are not recorded, then calls that
+/// start within `window` are.
+pub async fn closed_loop(
+    clients: &[Client],
+    auth: &MetadataValue<Ascii>,
+    families: &Families,
+    concurrency: usize,
+    warmup: Duration,
+    window: Duration,
+) -> Result<Stats> {
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + window;
+    let mut tasks = JoinSet::new();
+    for i in 0..concurrency {
+        let mut client = clients[i % clients.len()].clone();
+        let auth = auth.clone();
+        let families = families.clone();
+        tasks.spawn(async move {
+            let mut stats = Stats::new(window)?;
+            loop {
+                let began = Instant::now();
+                if began >= end {
+                    break;
+                }
+                let outcome = create(&mut client, &auth, &families).await;
+                if began >= measure_from {
+                    stats.record(outcome.map(|()| began.elapsed()));
+                }
+            }
+            anyhow::Ok(stats)
+        });
+    }
+    let mut total = Stats::new(window)?;
+    while let Some(done) = tasks.join_next().await {
+        total.merge(&done.context("a load task panicked")??)?;
+    }
+    Ok(total)
+}
+
+/// An open loop: starts one call every `1/rate` seconds for `window`, each in its own
+/// task so a slow call never delays the schedule. Latency counts from the scheduled
+/// start, so a stalled scheduler shows up as latency rather than hiding.
+pub async fn paced(
+    clients: &[Client],
+    auth: &MetadataValue<Ascii>,
+    families: &Families,
+    rate: f64,
+    window: Duration,
+) -> Result<Stats> {
+    let period = Duration::from_secs_f64(1.0 / rate.max(0.1));
+    let start = Instant::now();
+    let end = start + window;
+    let mut ticker = tokio::time::interval_at(start, period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut tasks = JoinSet::new();
+    let mut i = 0usize;
+    loop {
+        let scheduled = ticker.tick().await;
+        if scheduled >= end {
+            break;
+        }
+        let mut client = clients[i % clients.len()].clone();
+        i += 1;
+        let auth = auth.clone();
+        let families = families.clone();
+        tasks.spawn(async move {
+            create(&mut client, &auth, &families)
+                .await
+                .map(|()| scheduled.elapsed())
+        });
+    }
+    let mut stats = Stats::new(window)?;
+    while let Some(done) = tasks.join_next().await {
+        stats.record(done.context("a paced call panicked")?);
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_referrals_are_valid_and_distinct() {
+        let now = Utc::now();
+        let mut identities = std::collections::HashSet::new();
+        for n in (0..200_000).step_by(997) {
+            let req = referral_request(n, now);
+            let r = req.referral.as_ref().unwrap();
+            let got = referrals::domain::validate::new_referral(r, "nhs-lothian", "t", now);
+            assert!(got.is_ok(), "{n}: {:?}", got.err());
+            let c = &r.family.as_ref().unwrap().children[0];
+            let dob = c.date_of_birth.as_ref().unwrap();
+            assert!(identities.insert((
+                c.given_name.clone(),
+                c.family_name.clone(),
+                dob.year,
+                dob.month,
+                dob.day,
+                r.postcode.clone()
+            )));
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! `hearth-dev`: the developer tool behind `make run` and `make bench`.
+//!
+//! ```text
+//! hearth-dev run   [--pg-port N] [--nats-port N] [--grpc-port N]
+//! hearth-dev token --org ORG --roles r1,r2 [--sub SUBJECT] [--hours N]
+//! hearth-dev bench [--seconds N] [--concurrency 1,4,16,32,64]
+//! ```
+//!
+//! This file only parses the command line and dispatches; each subcommand lives in
+//! its own module (`run`, `keys`, `bench`).
+
+mod args;
+mod banner;
+mod bench;
+mod demo;
+mod grpc;
+mod keys;
+mod load;
+mod nhs;
+mod paths;
+mod pgbench;
+mod process;
+mod run;
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::args::Args;
+
+const USAGE: &str = "\
+usage: hearth-dev <command> [flags]
+
+commands:
+  run     start Postgres, NATS and the referrals service with demo data (Ctrl-C stops)
+          --pg-port N (default 55432)  --nats-port N (default 54222)  --grpc-port N (default 50051)
+  token   print a bearer token signed with .hearth/keys/dev.pem
+          --org ORG  --roles r1,r2  [--sub SUBJECT]  [--hours N (default 12)]
+          roles: referrer, triage, practitioner, coordinator, analyst, admin
+  bench   load-test CreateReferral against private servers and compare with pgbench
+          [--seconds N (default 10)]  [--concurrency 1,4,16,32,64]
+  help    show this text";
+
+fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    match dispatch(raw) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hearth-dev: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(raw: Vec<String>) -> Result<()> {
+    let Some((command, rest)) = raw.split_first() else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    match command.as_str() {
+        "run" => {
+            let args = Args::parse(rest, &["pg-port", "nats-port", "grpc-port"])?;
+            let opts = run::RunOptions {
+                pg_port: args.port("pg-port", 55432)?,
+                nats_port: args.port("nats-port", 54222)?,
+                grpc_port: args.port("grpc-port", 50051)?,
+            };
+            runtime()?.block_on(run::run(opts))
+        }
+        "token" => {
+            let args = Args::parse(rest, &["org", "roles", "sub", "hours"])?;
+            keys::token_command(&args)
+        }
+        "bench" => {
+            let args = Args::parse(rest, &["seconds", "concurrency"])?;
+            let seconds = args.number("seconds", 10)?;
+            if seconds == 0 {
+                bail!("--seconds must be at least 1");
+            }
+            let opts = bench::BenchOptions {
+                seconds,
+                concurrency: args.number_list("concurrency", &[1, 4, 16, 32, 64])?,
+            };
+            runtime()?.block_on(bench::bench(opts))
+        }
+        "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
