@@ -64,6 +64,11 @@ pub async fn serve(
             opts.max_concurrent_requests,
         ));
 
+    // Without TCP_NODELAY, Nagle's algorithm holds small responses back for up to
+    // ~40 ms waiting for the client's delayed ACK: a latency floor on every call.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
     let names: Vec<&'static str> = names.to_vec();
     let signal = drain(reporter, names, opts.shutdown_drain, shutdown);
     tonic::transport::Server::builder()
@@ -74,10 +79,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            signal,
-        )
+        .serve_with_incoming_shutdown(incoming, signal)
         .await
 }
 

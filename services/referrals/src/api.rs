@@ -868,10 +868,8 @@ impl ReferralsApi {
                     adult.member_id = *id;
                 }
             }
-        } else {
-            store::insert_family(&mut tx, r.family_id, &r.receiving_area, now).await?;
         }
-        store::insert_referral(&mut tx, &r, &new_members).await?;
+        store::insert_referral(&mut tx, &r, linked.is_none(), &new_members).await?;
         let mut out = vec![events::received(&r)];
         if let Some((_, how)) = linked {
             out.push(events::family_linked(&r, &matched, how));

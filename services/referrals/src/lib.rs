@@ -71,7 +71,9 @@ pub async fn run(
     // Calls have drained; let the relay finish its batch, then close.
     relay_stop.cancel();
     let _ = relay_task.await;
-    let _ = nats.flush().await;
+    // Flush what the relay handed to the client, but do not hang if NATS is down:
+    // anything unacknowledged is still unpublished in the outbox.
+    let _ = tokio::time::timeout(Duration::from_secs(2), nats.flush()).await;
     pool.close().await;
     tracing::info!("referrals service stopped");
     served.map_err(Into::into)

@@ -157,47 +157,41 @@ pub struct Known {
     pub how: LinkMatch,
 }
 
+/// The earliest-known member matching `child` in the area: by NHS number first, else
+/// by name, date of birth and postcode. One round trip.
 pub async fn find_known_child(
     conn: &mut PgConnection,
     area: &str,
     child: &Child,
     postcode: &str,
 ) -> Result<Option<Known>, sqlx::Error> {
-    if let Some(nhs) = &child.nhs_number {
-        let row = sqlx::query(
-            "SELECT id, family_id FROM referrals.family_members
-              WHERE receiving_area = $1 AND nhs_number = $2 ORDER BY created_at, id LIMIT 1",
-        )
-        .bind(area)
-        .bind(nhs)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(row) = row {
-            return Ok(Some(Known {
-                member_id: row.get("id"),
-                family_id: row.get("family_id"),
-                how: LinkMatch::NhsNumber,
-            }));
-        }
-    }
-    let Some(dob) = child.date_of_birth else {
+    if child.nhs_number.is_none() && child.date_of_birth.is_none() {
         return Ok(None);
-    };
+    }
     let row = sqlx::query(
-        "SELECT id, family_id FROM referrals.family_members
-          WHERE receiving_area = $1 AND kind = 'child' AND name_key = $2 AND date_of_birth = $3 AND postcode = $4
-          ORDER BY created_at, id LIMIT 1",
+        "SELECT id, family_id, coalesce(nhs_number = $2, false) AS by_nhs
+           FROM referrals.family_members
+          WHERE receiving_area = $1
+            AND (nhs_number = $2
+                 OR (kind = 'child' AND name_key = $3 AND date_of_birth = $4 AND postcode = $5))
+          ORDER BY by_nhs DESC, created_at, id
+          LIMIT 1",
     )
     .bind(area)
+    .bind(&child.nhs_number)
     .bind(name_key(&child.given_name, &child.family_name))
-    .bind(dob)
+    .bind(child.date_of_birth)
     .bind(postcode)
     .fetch_optional(&mut *conn)
     .await?;
     Ok(row.map(|row| Known {
         member_id: row.get("id"),
         family_id: row.get("family_id"),
-        how: LinkMatch::NameDateOfBirthPostcode,
+        how: if row.get("by_nhs") {
+            LinkMatch::NhsNumber
+        } else {
+            LinkMatch::NameDateOfBirthPostcode
+        },
     }))
 }
 
@@ -222,145 +216,139 @@ pub async fn family_adults(
         .collect())
 }
 
-pub async fn insert_family(
-    conn: &mut PgConnection,
-    id: Uuid,
-    area: &str,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO referrals.families (id, receiving_area, created_at) VALUES ($1, $2, $3)",
-    )
-    .bind(id)
-    .bind(area)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Inserts a referral with its consents; members whose ids are in `new_members` are
-/// added to the family, the rest already belong to it.
+/// Inserts a referral in one statement: the family when `new_family`, the members
+/// whose ids are in `new_members` (the rest already belong to the family), the
+/// referral, which members it names, and its consents. One round trip however large
+/// the family; foreign keys are checked at the end of the statement.
 pub async fn insert_referral(
     conn: &mut PgConnection,
     r: &Referral,
+    new_family: bool,
     new_members: &HashSet<Uuid>,
 ) -> Result<(), sqlx::Error> {
-    for c in r
-        .children
-        .iter()
-        .filter(|c| new_members.contains(&c.member_id))
-    {
-        sqlx::query(
-            "INSERT INTO referrals.family_members
-               (id, family_id, receiving_area, kind, given_name, family_name, name_key, date_of_birth, due_date,
-                nhs_number, ethnicity, postcode, created_at)
-             VALUES ($1, $2, $3, 'child', $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(c.member_id)
-        .bind(r.family_id)
-        .bind(&r.receiving_area)
-        .bind(&c.given_name)
-        .bind(&c.family_name)
-        .bind(name_key(&c.given_name, &c.family_name))
-        .bind(c.date_of_birth)
-        .bind(c.due_date)
-        .bind(&c.nhs_number)
-        .bind(&c.ethnicity)
-        .bind(&r.postcode)
-        .bind(r.received_at)
-        .execute(&mut *conn)
-        .await?;
+    struct Member<'a> {
+        id: Uuid,
+        kind: &'static str,
+        given: &'a str,
+        family: &'a str,
+        dob: Option<chrono::NaiveDate>,
+        due: Option<chrono::NaiveDate>,
+        nhs: Option<&'a str>,
+        ethnicity: &'a str,
+        role: Option<&'static str>,
+        phone: &'a str,
     }
-    for a in r
-        .adults
-        .iter()
-        .filter(|a| new_members.contains(&a.member_id))
-    {
-        sqlx::query(
-            "INSERT INTO referrals.family_members
-               (id, family_id, receiving_area, kind, given_name, family_name, name_key, date_of_birth, ethnicity,
-                role, phone, postcode, created_at)
-             VALUES ($1, $2, $3, 'adult', $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(a.member_id)
-        .bind(r.family_id)
-        .bind(&r.receiving_area)
-        .bind(&a.given_name)
-        .bind(&a.family_name)
-        .bind(name_key(&a.given_name, &a.family_name))
-        .bind(a.date_of_birth)
-        .bind(&a.ethnicity)
-        .bind(a.role.to_db())
-        .bind(&a.phone)
-        .bind(&r.postcode)
-        .bind(r.received_at)
-        .execute(&mut *conn)
-        .await?;
-    }
+    let children = r.children.iter().map(|c| Member {
+        id: c.member_id,
+        kind: "child",
+        given: &c.given_name,
+        family: &c.family_name,
+        dob: c.date_of_birth,
+        due: c.due_date,
+        nhs: c.nhs_number.as_deref(),
+        ethnicity: &c.ethnicity,
+        role: None,
+        phone: "",
+    });
+    let adults = r.adults.iter().map(|a| Member {
+        id: a.member_id,
+        kind: "adult",
+        given: &a.given_name,
+        family: &a.family_name,
+        dob: a.date_of_birth,
+        due: None,
+        nhs: None,
+        ethnicity: &a.ethnicity,
+        role: Some(a.role.to_db()),
+        phone: &a.phone,
+    });
+    let all: Vec<Member> = children.chain(adults).collect();
+    let named: Vec<Uuid> = all.iter().map(|m| m.id).collect();
+    let positions: Vec<i32> = (0..named.len() as i32).collect();
+    let new: Vec<&Member> = all.iter().filter(|m| new_members.contains(&m.id)).collect();
     let o = r.order.as_ref();
     sqlx::query(
-        "INSERT INTO referrals.referrals
-           (id, receiving_area, referring_org, created_by, referrer_name, referrer_job_title, referrer_contact,
-            source, family_id, linked_existing, reasons, description, urgency, safeguarding, language, interpreter,
-            accessibility, creche, transport, preferred_times, postcode, route, order_court, order_made,
-            order_expires, order_officer_org, order_officer_service, order_officer_name, state, received_at,
-            updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
-                 $22, $23, $24, $25, $26, $27, $28, $29, $30, $30)",
+        "WITH family AS (
+             INSERT INTO referrals.families (id, receiving_area, created_at)
+             SELECT $9, $2, $30 WHERE $38
+         ), members AS (
+             INSERT INTO referrals.family_members
+               (id, family_id, receiving_area, kind, given_name, family_name, name_key, date_of_birth,
+                due_date, nhs_number, ethnicity, role, phone, postcode, created_at)
+             SELECT m.id, $9, $2, m.kind, m.given, m.family, m.name_key, m.dob, m.due, m.nhs, m.ethnicity,
+                    m.role, m.phone, $21, $30
+               FROM unnest($39::uuid[], $40::text[], $41::text[], $42::text[], $43::text[], $44::date[],
+                           $45::date[], $46::text[], $47::text[], $48::text[], $49::text[])
+                    AS m(id, kind, given, family, name_key, dob, due, nhs, ethnicity, role, phone)
+         ), referral AS (
+             INSERT INTO referrals.referrals
+               (id, receiving_area, referring_org, created_by, referrer_name, referrer_job_title, referrer_contact,
+                source, family_id, linked_existing, reasons, description, urgency, safeguarding, language,
+                interpreter, accessibility, creche, transport, preferred_times, postcode, route, order_court,
+                order_made, order_expires, order_officer_org, order_officer_service, order_officer_name, state,
+                received_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+                     $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $30)
+         ), named AS (
+             INSERT INTO referrals.referral_members (referral_id, member_id, position)
+             SELECT $1, u.m, u.p FROM unnest($31::uuid[], $32::int[]) AS u(m, p)
+         )
+         INSERT INTO referrals.consents (id, referral_id, given_by, given_by_role, given_at, scopes)
+         SELECT c.id, $1, c.given_by, c.role, c.given_at, string_to_array(c.scopes, ',')
+           FROM unnest($33::uuid[], $34::text[], $35::text[], $36::timestamptz[], $37::text[])
+                AS c(id, given_by, role, given_at, scopes)",
     )
-    .bind(r.id)
+    .bind(r.id) // $1
     .bind(&r.receiving_area)
     .bind(&r.referring_org)
     .bind(&r.created_by)
-    .bind(&r.referrer.name)
+    .bind(&r.referrer.name) // $5
     .bind(&r.referrer.job_title)
     .bind(&r.referrer.contact)
     .bind(r.source.to_db())
     .bind(r.family_id)
-    .bind(r.linked_existing)
+    .bind(r.linked_existing) // $10
     .bind(names(&r.reasons))
     .bind(&r.description)
     .bind(r.urgency.to_db())
     .bind(r.safeguarding)
-    .bind(&r.access.language)
+    .bind(&r.access.language) // $15
     .bind(r.access.interpreter)
     .bind(&r.access.accessibility)
     .bind(r.access.creche)
     .bind(r.access.transport)
-    .bind(names(&r.access.preferred_times))
+    .bind(names(&r.access.preferred_times)) // $20
     .bind(&r.postcode)
     .bind(r.route.to_db())
     .bind(o.map(|o| o.court.clone()))
     .bind(o.map(|o| o.made))
-    .bind(o.map(|o| o.expires))
+    .bind(o.map(|o| o.expires)) // $25
     .bind(o.map(|o| o.officer_org.clone()))
     .bind(o.map(|o| o.officer_service.to_db()))
     .bind(o.map(|o| o.officer_name.clone()))
     .bind(r.state.to_db())
-    .bind(r.received_at)
-    .execute(&mut *conn)
-    .await?;
-
-    let members: Vec<Uuid> = r
-        .children
-        .iter()
-        .map(|c| c.member_id)
-        .chain(r.adults.iter().map(|a| a.member_id))
-        .collect();
-    let positions: Vec<i32> = (0..members.len() as i32).collect();
-    sqlx::query(
-        "INSERT INTO referrals.referral_members (referral_id, member_id, position)
-         SELECT $1, m, p FROM unnest($2::uuid[], $3::int[]) AS u(m, p) ON CONFLICT DO NOTHING",
-    )
-    .bind(r.id)
-    .bind(&members)
+    .bind(r.received_at) // $30
+    .bind(&named)
     .bind(&positions)
+    .bind(r.consents.iter().map(|c| c.id).collect::<Vec<_>>())
+    .bind(r.consents.iter().map(|c| c.given_by.clone()).collect::<Vec<_>>())
+    .bind(r.consents.iter().map(|c| c.given_by_role.to_db()).collect::<Vec<_>>()) // $35
+    .bind(r.consents.iter().map(|c| c.given_at).collect::<Vec<_>>())
+    .bind(r.consents.iter().map(|c| names(&c.scopes).join(",")).collect::<Vec<_>>())
+    .bind(new_family)
+    .bind(new.iter().map(|m| m.id).collect::<Vec<_>>()) // $39
+    .bind(new.iter().map(|m| m.kind).collect::<Vec<_>>()) // $40
+    .bind(new.iter().map(|m| m.given).collect::<Vec<_>>())
+    .bind(new.iter().map(|m| m.family).collect::<Vec<_>>())
+    .bind(new.iter().map(|m| name_key(m.given, m.family)).collect::<Vec<_>>())
+    .bind(new.iter().map(|m| m.dob).collect::<Vec<_>>())
+    .bind(new.iter().map(|m| m.due).collect::<Vec<_>>()) // $45
+    .bind(new.iter().map(|m| m.nhs).collect::<Vec<_>>())
+    .bind(new.iter().map(|m| m.ethnicity).collect::<Vec<_>>())
+    .bind(new.iter().map(|m| m.role).collect::<Vec<_>>())
+    .bind(new.iter().map(|m| m.phone).collect::<Vec<_>>()) // $49
     .execute(&mut *conn)
     .await?;
-    for c in &r.consents {
-        insert_consent(conn, r.id, c).await?;
-    }
     Ok(())
 }
 
