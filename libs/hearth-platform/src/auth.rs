@@ -7,9 +7,10 @@
 //! Mutual TLS for partner systems fits in front of this: a verified client certificate
 //! will map to a `Caller` in the same extension slot.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -119,11 +120,19 @@ pub enum AuthError {
 }
 
 /// Verifies bearer tokens against a set of Ed25519 public keys.
+///
+/// A partner system sends the same token on every call until it expires, so a
+/// verified token is remembered (with its expiry, checked on every use) and its
+/// signature is not checked again. The memory is bounded.
 #[derive(Clone)]
 pub struct TokenVerifier {
     keys: Arc<Vec<(String, DecodingKey)>>,
     validation: Validation,
+    verified: Arc<Mutex<HashMap<String, (Caller, i64)>>>,
 }
+
+/// Tokens remembered at most; the memory is cleared when full.
+const VERIFIED_CAPACITY: usize = 10_000;
 
 impl fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -187,11 +196,33 @@ impl TokenVerifier {
         TokenVerifier {
             keys: Arc::new(keys),
             validation,
+            verified: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
     /// Verifies a raw token and returns the caller it names.
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some((caller, exp)) = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|m| m.get(token).cloned())
+            && now < exp + self.validation.leeway as i64
+        {
+            return Ok(caller);
+        }
+        let (caller, exp) = self.verify_signature(token)?;
+        if let Ok(mut m) = self.verified.lock() {
+            if m.len() >= VERIFIED_CAPACITY {
+                m.clear();
+            }
+            m.insert(token.to_owned(), (caller.clone(), exp));
+        }
+        Ok(caller)
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<(Caller, i64), AuthError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
@@ -218,11 +249,12 @@ impl TokenVerifier {
                         return Err(AuthError::Invalid("token has no organisation".into()));
                     }
                     let roles = c.roles.iter().filter_map(|r| Role::parse(r)).collect();
-                    return Ok(Caller {
+                    let caller = Caller {
                         subject: c.sub,
                         organisation: c.org,
                         roles,
-                    });
+                    };
+                    return Ok((caller, c.exp));
                 }
                 Err(e) => last = AuthError::Invalid(e.to_string()),
             }
@@ -505,5 +537,28 @@ mod tests {
         };
         let caller = verifier.verify(&issuer.mint_claims(&claims)).unwrap();
         assert_eq!(caller.roles, vec![Role::Analyst]);
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let (issuer, verifier) = pair();
+        let token = issuer.mint("u1", "midlothian", &[Role::Triage], Duration::from_secs(60));
+        assert!(verifier.verify(&token).is_ok());
+        assert!(
+            verifier.verify(&token).is_ok(),
+            "the second use comes from memory"
+        );
+        // Age the remembered entry past its expiry and leeway: it must not be honoured,
+        // and a forged token never enters the memory at all.
+        let past = chrono::Utc::now().timestamp() - 3600;
+        verifier.verified.lock().unwrap().get_mut(&token).unwrap().1 = past;
+        let forged = format!("{token}x");
+        let caller = verifier.verify(&token).unwrap();
+        verifier
+            .verified
+            .lock()
+            .unwrap()
+            .insert(forged.clone(), (caller, past));
+        assert!(verifier.verify(&forged).is_err());
     }
 }

@@ -211,6 +211,7 @@ pub struct Relay {
     stream: StreamSpec,
     batch_size: i64,
     poll: Duration,
+    linger: Duration,
 }
 
 /// What one pass of the relay did.
@@ -239,6 +240,7 @@ impl Relay {
             stream,
             batch_size: 256,
             poll: Duration::from_secs(1),
+            linger: Duration::from_millis(5),
         }
     }
 
@@ -249,6 +251,13 @@ impl Relay {
 
     pub fn poll_interval(mut self, d: Duration) -> Self {
         self.poll = d;
+        self
+    }
+
+    /// How long to wait after a notification before publishing, so that a burst of
+    /// commits goes out in one batch (default 5 ms).
+    pub fn linger(mut self, d: Duration) -> Self {
+        self.linger = d;
         self
     }
 
@@ -307,7 +316,10 @@ impl Relay {
         listener.listen(&format!("{}_outbox", self.schema)).await?;
         ensure_stream(&self.js, &self.stream).await?;
         loop {
-            // Drain everything waiting, then sleep until notified.
+            // Every commit so far is visible to the batches below, so the notifications
+            // already buffered are answered by them. A commit after this point
+            // notifies again and wakes the next round: nothing is missed.
+            while listener.next_buffered().is_some() {}
             loop {
                 if cancel.is_cancelled() {
                     return Ok(());
@@ -319,7 +331,12 @@ impl Relay {
             }
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
-                n = listener.recv() => { n?; }
+                n = listener.recv() => {
+                    n?;
+                    // Let a burst of commits gather into one batch: one round of
+                    // queries for many events, at the cost of `linger` latency.
+                    tokio::time::sleep(self.linger).await;
+                }
                 _ = tokio::time::sleep(self.poll) => {}
             }
         }
