@@ -24,56 +24,51 @@ const SCHEMA: &str = "journey";
 struct Funnel;
 
 impl Handler for Funnel {
-    fn handle<'a>(
-        &'a self,
-        tx: &'a mut Transaction<'static, Postgres>,
-        event: &'a Event,
-    ) -> impl Future<Output = Result<(), HandleError>> + Send + 'a {
-        async move {
-            let poison = |e: prost::DecodeError| HandleError::Poison(e.to_string());
-            let (referral, state) = match event.ce_type.as_str() {
-                "hearth.referrals.v1.referral.received" => {
-                    let e = pb::ReferralReceived::decode(event.payload.clone()).map_err(poison)?;
-                    let r = e.r#ref.unwrap_or_default();
-                    sqlx::query(
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        event: &Event,
+    ) -> Result<(), HandleError> {
+        let poison = |e: prost::DecodeError| HandleError::Poison(e.to_string());
+        let (referral, state) = match event.ce_type.as_str() {
+            "hearth.referrals.v1.referral.received" => {
+                let e = pb::ReferralReceived::decode(event.payload.clone()).map_err(poison)?;
+                let r = e.r#ref.unwrap_or_default();
+                sqlx::query(
                         "INSERT INTO journey.funnel (referral, area, state, contacted) VALUES ($1, $2, 'received', false)",
                     )
                     .bind(&r.referral)
                     .bind(&r.receiving_area)
                     .execute(&mut **tx)
                     .await?;
-                    return Ok(());
-                }
-                "hearth.referrals.v1.referral.accepted" => {
-                    let e = pb::ReferralAccepted::decode(event.payload.clone()).map_err(poison)?;
-                    (e.r#ref.unwrap_or_default().referral, "accepted")
-                }
-                "hearth.referrals.v1.referral.signposted" => {
-                    let e =
-                        pb::ReferralSignposted::decode(event.payload.clone()).map_err(poison)?;
-                    (e.r#ref.unwrap_or_default().referral, "signposted")
-                }
-                "hearth.referrals.v1.contact.recorded" => {
-                    let e = pb::ContactRecorded::decode(event.payload.clone()).map_err(poison)?;
-                    if e.first_contact {
-                        sqlx::query(
-                            "UPDATE journey.funnel SET contacted = true WHERE referral = $1",
-                        )
+                return Ok(());
+            }
+            "hearth.referrals.v1.referral.accepted" => {
+                let e = pb::ReferralAccepted::decode(event.payload.clone()).map_err(poison)?;
+                (e.r#ref.unwrap_or_default().referral, "accepted")
+            }
+            "hearth.referrals.v1.referral.signposted" => {
+                let e = pb::ReferralSignposted::decode(event.payload.clone()).map_err(poison)?;
+                (e.r#ref.unwrap_or_default().referral, "signposted")
+            }
+            "hearth.referrals.v1.contact.recorded" => {
+                let e = pb::ContactRecorded::decode(event.payload.clone()).map_err(poison)?;
+                if e.first_contact {
+                    sqlx::query("UPDATE journey.funnel SET contacted = true WHERE referral = $1")
                         .bind(e.r#ref.unwrap_or_default().referral)
                         .execute(&mut **tx)
                         .await?;
-                    }
-                    return Ok(());
                 }
-                _ => return Ok(()),
-            };
-            sqlx::query("UPDATE journey.funnel SET state = $2 WHERE referral = $1")
-                .bind(referral)
-                .bind(state)
-                .execute(&mut **tx)
-                .await?;
-            Ok(())
-        }
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        sqlx::query("UPDATE journey.funnel SET state = $2 WHERE referral = $1")
+            .bind(referral)
+            .bind(state)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 }
 
