@@ -241,7 +241,7 @@ async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_r
                 name: b.clone(),
                 request_id: Uuid::new_v4().to_string(),
                 signposted_to: "Solihull Approach online course".into(),
-                reason: String::new(),
+                reason: "Meets the early help threshold".into(),
             },
             &triage,
         ))

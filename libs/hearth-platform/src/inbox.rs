@@ -93,7 +93,9 @@ pub struct ConsumerSpec {
     /// Subjects to receive, e.g. `hearth.referrals.v1.>`. One filter: nats-server 2.9
     /// ignores the multi-filter form.
     pub filter_subject: String,
-    /// Deliveries before a failing message is dead-lettered.
+    /// Deliveries before a message whose handler keeps failing is dead-lettered.
+    /// Failures of the inbox's own database work never dead-letter: those messages
+    /// are retried until the database is back.
     pub max_deliver: i64,
     /// How long the server waits for an ack before redelivering.
     pub ack_wait: Duration,
@@ -209,7 +211,11 @@ impl<H: Handler> Inbox<H> {
                     ack_policy: AckPolicy::Explicit,
                     deliver_policy: DeliverPolicy::All,
                     ack_wait: self.spec.ack_wait,
-                    max_deliver: self.spec.max_deliver,
+                    // Unlimited on the server: if JetStream stopped redelivering, an
+                    // event that failed for an infrastructure reason (the database
+                    // down) would be dropped with no dead-letter row. The inbox itself
+                    // dead-letters a handler's repeated failures at `max_deliver`.
+                    max_deliver: -1,
                     ..Default::default()
                 },
             )
@@ -262,13 +268,21 @@ impl<H: Handler> Inbox<H> {
 
     /// Applies then settles one message (ack, nak or term).
     pub async fn process(&self, msg: &jetstream::Message) -> Result<Applied, InboxError> {
-        let applied = self.apply(msg).await?;
+        let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+        let applied = match self.apply(msg).await {
+            Ok(applied) => applied,
+            Err(err) => {
+                // Nothing committed (the database, most likely, is unreachable): ask
+                // for redelivery later rather than waiting out the ack timeout.
+                let _ = msg
+                    .ack_with(AckKind::Nak(Some(self.spec.nak_delay(delivered))))
+                    .await;
+                return Err(err);
+            }
+        };
         let kind = match &applied {
             Applied::Done | Applied::Duplicate => AckKind::Ack,
-            Applied::Retry(_) => {
-                let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-                AckKind::Nak(Some(self.spec.nak_delay(delivered)))
-            }
+            Applied::Retry(_) => AckKind::Nak(Some(self.spec.nak_delay(delivered))),
             Applied::DeadLettered(_) => AckKind::Term,
         };
         // If the ack is lost the message comes back and is recognised as a duplicate.

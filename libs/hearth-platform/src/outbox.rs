@@ -303,7 +303,7 @@ impl Relay {
                 _ = tokio::time::sleep(self.poll) => {}
             }
         }
-        let result = self.relay_loop(cancel).await;
+        let result = self.relay_loop(cancel, &mut lock_conn).await;
         let _ = sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
             .bind(&key)
             .execute(&mut *lock_conn)
@@ -311,7 +311,11 @@ impl Relay {
         result
     }
 
-    async fn relay_loop(&self, cancel: &CancellationToken) -> Result<(), async_nats::Error> {
+    async fn relay_loop(
+        &self,
+        cancel: &CancellationToken,
+        lock_conn: &mut sqlx::PgConnection,
+    ) -> Result<(), async_nats::Error> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(&format!("{}_outbox", self.schema)).await?;
         ensure_stream(&self.js, &self.stream).await?;
@@ -320,6 +324,9 @@ impl Relay {
             // already buffered are answered by them. A commit after this point
             // notifies again and wakes the next round: nothing is missed.
             while listener.next_buffered().is_some() {}
+            // Still the leader? If the lock's session was cut, Postgres released the
+            // lock and another replica may lead: this query fails and we step down.
+            sqlx::query("SELECT 1").execute(&mut *lock_conn).await?;
             loop {
                 if cancel.is_cancelled() {
                     return Ok(());
@@ -373,25 +380,41 @@ impl Relay {
             })
             .collect();
 
+        // Send the whole batch, then collect acks in order. Rows acknowledged before a
+        // failure are still marked published, so an outage longer than JetStream's
+        // duplicate window cannot make them go out twice.
+        let mut failure: Option<async_nats::Error> = None;
         let mut acks = Vec::with_capacity(rows.len());
         for row in &rows {
-            let headers = envelope(row);
-            let ack = self
+            let sent = self
                 .js
                 .publish_with_headers(
                     row.subject.clone(),
-                    headers,
+                    envelope(row),
                     Bytes::from(row.payload.clone()),
                 )
-                .await?;
-            acks.push(ack);
+                .await;
+            match sent {
+                Ok(ack) => acks.push(ack),
+                Err(e) => {
+                    failure = Some(e.into());
+                    break;
+                }
+            }
         }
         let mut seqs = Vec::with_capacity(rows.len());
         let mut stream_seqs = Vec::with_capacity(rows.len());
         for (row, ack) in rows.iter().zip(acks) {
-            let ack = ack.await?;
-            seqs.push(row.seq);
-            stream_seqs.push(ack.sequence as i64);
+            if failure.is_some() {
+                break;
+            }
+            match ack.await {
+                Ok(ack) => {
+                    seqs.push(row.seq);
+                    stream_seqs.push(ack.sequence as i64);
+                }
+                Err(e) => failure = Some(e.into()),
+            }
         }
         sqlx::query(&format!(
             "UPDATE {s}.outbox o SET published_at = clock_timestamp(), stream_seq = u.stream_seq
@@ -402,6 +425,9 @@ impl Relay {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if let Some(err) = failure {
+            return Err(err);
+        }
         tracing::debug!(schema = s, count = rows.len(), "outbox batch published");
         Ok(BatchOutcome {
             published: rows.len(),

@@ -80,12 +80,22 @@ CREATE INDEX referrals_by_area ON referrals.referrals (receiving_area, received_
 CREATE INDEX referrals_by_referrer ON referrals.referrals (referring_org, received_at, id);
 CREATE INDEX referrals_by_family ON referrals.referrals (family_id);
 
--- Which family members a referral named (a family may be referred more than once,
--- with different members).
+-- Which family members a referral named, and what that referral said about each.
+-- A family may be referred by several organisations; each sees only its own account
+-- of a person (family_members holds the identity used for matching, first seen).
 CREATE TABLE referrals.referral_members (
-    referral_id uuid NOT NULL REFERENCES referrals.referrals (id),
-    member_id   uuid NOT NULL REFERENCES referrals.family_members (id),
-    position    int NOT NULL,
+    referral_id   uuid NOT NULL REFERENCES referrals.referrals (id),
+    member_id     uuid NOT NULL REFERENCES referrals.family_members (id),
+    position      int NOT NULL,
+    kind          text NOT NULL CHECK (kind IN ('child', 'adult')),
+    given_name    text NOT NULL,
+    family_name   text NOT NULL,
+    date_of_birth date,
+    due_date      date,
+    nhs_number    text,
+    ethnicity     text NOT NULL DEFAULT '',
+    role          text,
+    phone         text NOT NULL DEFAULT '',
     PRIMARY KEY (referral_id, member_id)
 );
 

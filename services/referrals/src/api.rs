@@ -429,7 +429,7 @@ impl ReferralsService for ReferralsApi {
         let r = self
             .decide(&caller, Verb::Accept, &req.name, &request_id, hash, |v| {
                 (
-                    validate::reason(v, "reason", &req.reason, false),
+                    validate::reason(v, "reason", &req.reason, true),
                     None,
                     String::new(),
                 )
@@ -451,7 +451,7 @@ impl ReferralsService for ReferralsApi {
         let r = self
             .decide(&caller, Verb::Signpost, &req.name, &request_id, hash, |v| {
                 let to = validate::short_text(v, "signposted_to", &req.signposted_to, true);
-                (validate::reason(v, "reason", &req.reason, false), None, to)
+                (validate::reason(v, "reason", &req.reason, true), None, to)
             })
             .await?;
         Ok(Response::new(pb::SignpostReferralResponse {
@@ -512,7 +512,7 @@ impl ReferralsService for ReferralsApi {
         let r = self
             .decide(&caller, Verb::Withdraw, &req.name, &request_id, hash, |v| {
                 (
-                    validate::reason(v, "reason", &req.reason, false),
+                    validate::reason(v, "reason", &req.reason, true),
                     None,
                     String::new(),
                 )
@@ -848,7 +848,9 @@ impl ReferralsApi {
                 continue;
             };
             let family = linked.get_or_insert((known.family_id, known.how)).0;
-            if known.family_id == family {
+            // A known child already claimed by an earlier entry stays a new person:
+            // one member is never named twice on a referral.
+            if known.family_id == family && !matched.contains(&known.member_id) {
                 new_members.remove(&child.member_id);
                 child.member_id = known.member_id;
                 matched.push(known.member_id);

@@ -173,7 +173,9 @@ pub async fn find_known_child(
            FROM referrals.family_members
           WHERE receiving_area = $1
             AND (nhs_number = $2
-                 OR (kind = 'child' AND name_key = $3 AND date_of_birth = $4 AND postcode = $5))
+                 OR (kind = 'child' AND name_key = $3 AND date_of_birth = $4 AND postcode = $5
+                     -- two different NHS numbers are two different children
+                     AND (nhs_number IS NULL OR $2::text IS NULL)))
           ORDER BY by_nhs DESC, created_at, id
           LIMIT 1",
     )
@@ -263,23 +265,22 @@ pub async fn insert_referral(
         phone: &a.phone,
     });
     let all: Vec<Member> = children.chain(adults).collect();
-    let named: Vec<Uuid> = all.iter().map(|m| m.id).collect();
-    let positions: Vec<i32> = (0..named.len() as i32).collect();
-    let new: Vec<&Member> = all.iter().filter(|m| new_members.contains(&m.id)).collect();
     let o = r.order.as_ref();
     sqlx::query(
         "WITH family AS (
              INSERT INTO referrals.families (id, receiving_area, created_at)
-             SELECT $9, $2, $30 WHERE $38
+             SELECT $9, $2, $30 WHERE $37
+         ), people AS (
+             SELECT * FROM unnest($38::uuid[], $39::text[], $40::text[], $41::text[], $42::text[], $43::date[],
+                                  $44::date[], $45::text[], $46::text[], $47::text[], $48::text[], $31::bool[])
+                    WITH ORDINALITY
+                    AS m(id, kind, given, family, name_key, dob, due, nhs, ethnicity, role, phone, is_new, position)
          ), members AS (
              INSERT INTO referrals.family_members
                (id, family_id, receiving_area, kind, given_name, family_name, name_key, date_of_birth,
                 due_date, nhs_number, ethnicity, role, phone, postcode, created_at)
-             SELECT m.id, $9, $2, m.kind, m.given, m.family, m.name_key, m.dob, m.due, m.nhs, m.ethnicity,
-                    m.role, m.phone, $21, $30
-               FROM unnest($39::uuid[], $40::text[], $41::text[], $42::text[], $43::text[], $44::date[],
-                           $45::date[], $46::text[], $47::text[], $48::text[], $49::text[])
-                    AS m(id, kind, given, family, name_key, dob, due, nhs, ethnicity, role, phone)
+             SELECT id, $9, $2, kind, given, family, name_key, dob, due, nhs, ethnicity, role, phone, $21, $30
+               FROM people WHERE is_new
          ), referral AS (
              INSERT INTO referrals.referrals
                (id, receiving_area, referring_org, created_by, referrer_name, referrer_job_title, referrer_contact,
@@ -290,12 +291,14 @@ pub async fn insert_referral(
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
                      $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $30)
          ), named AS (
-             INSERT INTO referrals.referral_members (referral_id, member_id, position)
-             SELECT $1, u.m, u.p FROM unnest($31::uuid[], $32::int[]) AS u(m, p)
+             INSERT INTO referrals.referral_members
+               (referral_id, member_id, position, kind, given_name, family_name, date_of_birth, due_date,
+                nhs_number, ethnicity, role, phone)
+             SELECT $1, id, position, kind, given, family, dob, due, nhs, ethnicity, role, phone FROM people
          )
          INSERT INTO referrals.consents (id, referral_id, given_by, given_by_role, given_at, scopes)
          SELECT c.id, $1, c.given_by, c.role, c.given_at, string_to_array(c.scopes, ',')
-           FROM unnest($33::uuid[], $34::text[], $35::text[], $36::timestamptz[], $37::text[])
+           FROM unnest($32::uuid[], $33::text[], $34::text[], $35::timestamptz[], $36::text[])
                 AS c(id, given_by, role, given_at, scopes)",
     )
     .bind(r.id) // $1
@@ -328,25 +331,24 @@ pub async fn insert_referral(
     .bind(o.map(|o| o.officer_name.clone()))
     .bind(r.state.to_db())
     .bind(r.received_at) // $30
-    .bind(&named)
-    .bind(&positions)
+    .bind(all.iter().map(|m| new_members.contains(&m.id)).collect::<Vec<_>>()) // $31
     .bind(r.consents.iter().map(|c| c.id).collect::<Vec<_>>())
     .bind(r.consents.iter().map(|c| c.given_by.clone()).collect::<Vec<_>>())
     .bind(r.consents.iter().map(|c| c.given_by_role.to_db()).collect::<Vec<_>>()) // $35
     .bind(r.consents.iter().map(|c| c.given_at).collect::<Vec<_>>())
     .bind(r.consents.iter().map(|c| names(&c.scopes).join(",")).collect::<Vec<_>>())
     .bind(new_family)
-    .bind(new.iter().map(|m| m.id).collect::<Vec<_>>()) // $39
-    .bind(new.iter().map(|m| m.kind).collect::<Vec<_>>()) // $40
-    .bind(new.iter().map(|m| m.given).collect::<Vec<_>>())
-    .bind(new.iter().map(|m| m.family).collect::<Vec<_>>())
-    .bind(new.iter().map(|m| name_key(m.given, m.family)).collect::<Vec<_>>())
-    .bind(new.iter().map(|m| m.dob).collect::<Vec<_>>())
-    .bind(new.iter().map(|m| m.due).collect::<Vec<_>>()) // $45
-    .bind(new.iter().map(|m| m.nhs).collect::<Vec<_>>())
-    .bind(new.iter().map(|m| m.ethnicity).collect::<Vec<_>>())
-    .bind(new.iter().map(|m| m.role).collect::<Vec<_>>())
-    .bind(new.iter().map(|m| m.phone).collect::<Vec<_>>()) // $49
+    .bind(all.iter().map(|m| m.id).collect::<Vec<_>>()) // $39
+    .bind(all.iter().map(|m| m.kind).collect::<Vec<_>>()) // $40
+    .bind(all.iter().map(|m| m.given).collect::<Vec<_>>())
+    .bind(all.iter().map(|m| m.family).collect::<Vec<_>>())
+    .bind(all.iter().map(|m| name_key(m.given, m.family)).collect::<Vec<_>>())
+    .bind(all.iter().map(|m| m.dob).collect::<Vec<_>>())
+    .bind(all.iter().map(|m| m.due).collect::<Vec<_>>()) // $45
+    .bind(all.iter().map(|m| m.nhs).collect::<Vec<_>>())
+    .bind(all.iter().map(|m| m.ethnicity).collect::<Vec<_>>())
+    .bind(all.iter().map(|m| m.role).collect::<Vec<_>>())
+    .bind(all.iter().map(|m| m.phone).collect::<Vec<_>>()) // $49
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -467,10 +469,10 @@ pub async fn load(
         .collect();
 
     let members = sqlx::query(
-        "SELECT rm.referral_id, m.id, m.kind, m.given_name, m.family_name, m.date_of_birth, m.due_date,
-                m.nhs_number, m.ethnicity, m.role, m.phone
-           FROM referrals.referral_members rm JOIN referrals.family_members m ON m.id = rm.member_id
-          WHERE rm.referral_id = ANY($1) ORDER BY rm.referral_id, rm.position",
+        "SELECT referral_id, member_id AS id, kind, given_name, family_name, date_of_birth, due_date,
+                nhs_number, ethnicity, role, phone
+           FROM referrals.referral_members
+          WHERE referral_id = ANY($1) ORDER BY referral_id, position",
     )
     .bind(ids)
     .fetch_all(&mut *conn)
@@ -717,17 +719,22 @@ pub async fn family_referrals(
         .collect())
 }
 
-/// The members named on the given referrals, each once, in the order first named.
+/// The members named on the given referrals, each once, as the earliest of those
+/// referrals described them, in the order first named.
 pub async fn members_of(
     conn: &mut PgConnection,
     referral_ids: &[Uuid],
 ) -> Result<(Vec<Child>, Vec<Adult>), sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT m.id, m.kind, m.given_name, m.family_name, m.date_of_birth, m.due_date, m.nhs_number, m.ethnicity,
-                m.role, m.phone
-           FROM referrals.family_members m
-          WHERE m.id IN (SELECT member_id FROM referrals.referral_members WHERE referral_id = ANY($1))
-          ORDER BY m.created_at, m.id",
+        "SELECT * FROM (
+             SELECT DISTINCT ON (rm.member_id) rm.member_id AS id, rm.kind, rm.given_name, rm.family_name,
+                    rm.date_of_birth, rm.due_date, rm.nhs_number, rm.ethnicity, rm.role, rm.phone,
+                    r.received_at, r.id AS referral_id, rm.position
+               FROM referrals.referral_members rm JOIN referrals.referrals r ON r.id = rm.referral_id
+              WHERE rm.referral_id = ANY($1)
+              ORDER BY rm.member_id, r.received_at, r.id
+           ) first_account
+          ORDER BY received_at, referral_id, position",
     )
     .bind(referral_ids)
     .fetch_all(&mut *conn)

@@ -382,13 +382,15 @@ pub fn new_referral(
             format!("at most {MAX_CONSENTS} consents"),
         );
     }
-    let consents: Vec<Consent> = r
+    let mut consents: Vec<Consent> = r
         .consents
         .iter()
         .enumerate()
         .map(|(i, c)| consent(&mut v, &format!("{p}.consents[{i}]"), c, now))
         .collect();
 
+    // Stored and read back oldest first.
+    consents.sort_by_key(|c| (c.given_at, c.id));
     let route: Route = required_enum(&mut v, &format!("{p}.route"), r.route);
     let order = match (route, &r.parenting_order) {
         (Route::CourtOrdered, None) => {
@@ -546,12 +548,18 @@ fn family(
             ethnicity: text(v, &format!("{cp}.ethnicity"), &c.ethnicity, false, 60),
         });
     }
+    // Each person once: the same NHS number, or the same name and date of birth, twice
+    // in one family is a mistake that would otherwise merge into one person.
+    let same_person = |a: &Child, b: &Child| {
+        (a.nhs_number.is_some() && a.nhs_number == b.nhs_number)
+            || (a.date_of_birth.is_some()
+                && a.date_of_birth == b.date_of_birth
+                && a.given_name.to_lowercase() == b.given_name.to_lowercase()
+                && a.family_name.to_lowercase() == b.family_name.to_lowercase())
+    };
     for (i, c) in children.iter().enumerate() {
-        if c.nhs_number.is_some() && children[..i].iter().any(|o| o.nhs_number == c.nhs_number) {
-            v.add(
-                format!("{p}.children[{i}].nhs_number"),
-                "is repeated: each child once",
-            );
+        if children[..i].iter().any(|o| same_person(o, c)) {
+            v.add(format!("{p}.children[{i}]"), "is repeated: each child once");
         }
     }
     let mut adults = Vec::new();
@@ -585,6 +593,16 @@ fn family(
             ethnicity: text(v, &format!("{ap}.ethnicity"), &a.ethnicity, false, 60),
             phone: text(v, &format!("{ap}.phone"), &a.phone, false, 40),
         });
+    }
+    for (i, a) in adults.iter().enumerate() {
+        let same = |o: &Adult| {
+            o.role == a.role
+                && o.given_name.to_lowercase() == a.given_name.to_lowercase()
+                && o.family_name.to_lowercase() == a.family_name.to_lowercase()
+        };
+        if adults[..i].iter().any(same) {
+            v.add(format!("{p}.adults[{i}]"), "is repeated: each adult once");
+        }
     }
     (children, adults)
 }

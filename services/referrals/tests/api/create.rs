@@ -113,6 +113,7 @@ async fn every_bad_field_is_named_and_nothing_is_written() {
                 let c = f.children[0].clone();
                 f.children = (0..13)
                     .map(|i| pb::Child {
+                        given_name: format!("Kid{i}"),
                         nhs_number: nhs_number(1000 + i * 100),
                         ..c.clone()
                     })
@@ -123,7 +124,29 @@ async fn every_bad_field_is_named_and_nothing_is_written() {
             "referral.family.adults",
             Box::new(|r| {
                 let f = r.family.as_mut().unwrap();
-                f.adults = vec![f.adults[0].clone(); 9];
+                let a = f.adults[0].clone();
+                f.adults = (0..9)
+                    .map(|i| pb::Adult {
+                        given_name: format!("Carer{i}"),
+                        ..a.clone()
+                    })
+                    .collect();
+            }),
+        ),
+        (
+            "referral.family.children[1]",
+            Box::new(|r| {
+                let f = r.family.as_mut().unwrap();
+                let mut twin = f.children[0].clone();
+                twin.nhs_number.clear();
+                f.children.push(twin);
+            }),
+        ),
+        (
+            "referral.family.adults[1]",
+            Box::new(|r| {
+                let f = r.family.as_mut().unwrap();
+                f.adults.push(f.adults[0].clone());
             }),
         ),
         ("referral.reasons", Box::new(|r| r.reasons.clear())),
@@ -478,4 +501,87 @@ async fn the_callers_trace_continues_onto_the_event() {
         tp.starts_with(&format!("00-{trace_id}-")),
         "traceparent {tp:?}"
     );
+}
+
+#[tokio::test]
+async fn linking_never_shows_one_organisations_account_to_another() {
+    let app = TestApp::spawn().await;
+    let mut first = referral();
+    first.family.as_mut().unwrap().adults[0].phone = "07700 900111".into();
+    first.family.as_mut().unwrap().children[0].ethnicity = "WHITE_SCOTTISH".into();
+    let first = app.create(first).await;
+    let known = first.family.as_ref().unwrap().children[0].clone();
+
+    // The school knows the same child (same NHS number) under a shorter name.
+    let mut second = referral();
+    let f = second.family.as_mut().unwrap();
+    f.children[0].nhs_number = known.nhs_number.clone();
+    f.children[0].given_name = "Sammy".into();
+    let req = create_request(second);
+    let mut school = app.client("newbattle-high-school", &[Role::Referrer]);
+    let made = school
+        .create_referral(req.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    assert!(made.linked_to_existing_family);
+    let kid = &made.family.as_ref().unwrap().children[0];
+    assert_eq!(kid.member_name, known.member_name, "the same person");
+    assert_eq!(kid.given_name, "Sammy", "as the school described them");
+    assert!(
+        kid.ethnicity.is_empty(),
+        "nothing from the health visitor's account"
+    );
+    let mum = &made.family.as_ref().unwrap().adults[0];
+    assert!(mum.phone.is_empty(), "nor the mother's phone number");
+
+    // A retry answers exactly as the first call did, and so does a read.
+    let again = school
+        .create_referral(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    assert_eq!(again, made);
+    let read = school
+        .get_referral(pb::GetReferralRequest {
+            name: made.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    assert_eq!(read, made);
+    let fam = school
+        .get_family(pb::GetFamilyRequest {
+            name: made.family_name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .family
+        .unwrap();
+    assert_eq!(fam.children[0].given_name, "Sammy");
+    assert!(fam.adults[0].phone.is_empty());
+}
+
+#[tokio::test]
+async fn children_with_different_nhs_numbers_are_never_merged() {
+    let app = TestApp::spawn().await;
+    let first = app.create(referral()).await;
+    let known = first.family.as_ref().unwrap().children[0].clone();
+    let mut twin = referral();
+    let c = &mut twin.family.as_mut().unwrap().children[0];
+    c.given_name = known.given_name.clone();
+    c.nhs_number = nhs_number(4242);
+    let twin = app.create(twin).await;
+    assert!(
+        !twin.linked_to_existing_family,
+        "same name, birthday and postcode, different NHS number"
+    );
+    assert_ne!(twin.family_name, first.family_name);
 }

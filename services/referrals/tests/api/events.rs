@@ -66,7 +66,7 @@ async fn events_about_one_referral_arrive_in_the_order_they_happened() {
     t.accept_referral(pb::AcceptReferralRequest {
         name: r.name.clone(),
         request_id: rid(),
-        reason: String::new(),
+        reason: "Meets the early help threshold".into(),
     })
     .await
     .unwrap();

@@ -161,7 +161,7 @@ async fn list_pages_in_a_stable_order_and_shows_each_caller_only_their_referrals
         .accept_referral(pb::AcceptReferralRequest {
             name: made[1].clone(),
             request_id: rid(),
-            reason: String::new(),
+            reason: "Meets the early help threshold".into(),
         })
         .await
         .unwrap();

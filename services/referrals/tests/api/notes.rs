@@ -125,7 +125,7 @@ async fn consent_is_recorded_withdrawn_and_honoured_by_triage() {
         .accept_referral(pb::AcceptReferralRequest {
             name: r.name.clone(),
             request_id: rid(),
-            reason: String::new(),
+            reason: "Meets the early help threshold".into(),
         })
         .await
         .unwrap_err();
@@ -164,7 +164,7 @@ async fn consent_is_recorded_withdrawn_and_honoured_by_triage() {
         .accept_referral(pb::AcceptReferralRequest {
             name: r.name.clone(),
             request_id: rid(),
-            reason: String::new(),
+            reason: "Meets the early help threshold".into(),
         })
         .await
         .unwrap_err();

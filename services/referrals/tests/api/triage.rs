@@ -300,7 +300,7 @@ async fn decisions_validate_their_fields() {
         })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["request_id", "signposted_to"]);
+    assert_invalid(&err, &["request_id", "signposted_to", "reason"]);
     let err = t
         .accept_referral(pb::AcceptReferralRequest {
             name: "referrals/nope".into(),
@@ -309,12 +309,12 @@ async fn decisions_validate_their_fields() {
         })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["name", "request_id"]);
+    assert_invalid(&err, &["name", "request_id", "reason"]);
     let err = t
         .withdraw_referral(pb::WithdrawReferralRequest {
             name: format!("referrals/{}", uuid::Uuid::now_v7()),
             request_id: rid(),
-            reason: String::new(),
+            reason: "Family moved away".into(),
         })
         .await
         .unwrap_err();
