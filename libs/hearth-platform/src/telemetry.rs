@@ -60,9 +60,12 @@ pub fn init(service: &'static str) -> Telemetry {
             .with_span_list(false)
             .boxed()
     } else {
+        // Colour only on a terminal: log files and CI output stay plain text.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
         tracing_subscriber::fmt::layer()
             .compact()
             .with_target(false)
+            .with_ansi(ansi)
             .boxed()
     };
     let _ = tracing_subscriber::registry()
