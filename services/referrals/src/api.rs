@@ -274,6 +274,77 @@ fn verb_method(verb: Verb) -> &'static str {
     }
 }
 
+/// A triage decision request: its verb, target and the verb's own fields.
+trait DecisionRequest: Message + Send + 'static {
+    const VERB: Verb;
+    fn name(&self) -> &str;
+    fn request_id(&mut self) -> &mut String;
+    /// Validates the verb's own fields into (reason, decline reason, destination).
+    fn details(&self, v: &mut Violations) -> (String, Option<domain::DeclineReason>, String);
+}
+
+macro_rules! decision_request {
+    ($t:ty, $verb:expr, |$req:ident, $v:ident| $details:expr) => {
+        impl DecisionRequest for $t {
+            const VERB: Verb = $verb;
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn request_id(&mut self) -> &mut String {
+                &mut self.request_id
+            }
+            fn details(
+                &self,
+                $v: &mut Violations,
+            ) -> (String, Option<domain::DeclineReason>, String) {
+                let $req = self;
+                $details
+            }
+        }
+    };
+}
+
+decision_request!(pb::AcceptReferralRequest, Verb::Accept, |r, v| (
+    validate::reason(v, "reason", &r.reason, true),
+    None,
+    String::new()
+));
+decision_request!(pb::SignpostReferralRequest, Verb::Signpost, |r, v| {
+    let to = validate::short_text(v, "signposted_to", &r.signposted_to, true);
+    (validate::reason(v, "reason", &r.reason, true), None, to)
+});
+decision_request!(pb::RedirectReferralRequest, Verb::Redirect, |r, v| {
+    let to = validate::short_text(v, "redirected_to", &r.redirected_to, true);
+    (validate::reason(v, "reason", &r.reason, true), None, to)
+});
+decision_request!(pb::DeclineReferralRequest, Verb::Decline, |r, v| {
+    let code = validate::decline_reason(v, "decline_reason", r.decline_reason);
+    (
+        validate::reason(v, "reason", &r.reason, true),
+        Some(code),
+        String::new(),
+    )
+});
+decision_request!(pb::WithdrawReferralRequest, Verb::Withdraw, |r, v| (
+    validate::reason(v, "reason", &r.reason, true),
+    None,
+    String::new()
+));
+
+impl ReferralsApi {
+    /// The path every triage decision RPC takes.
+    async fn decision<R: DecisionRequest>(&self, req: Request<R>) -> Result<pb::Referral, Status> {
+        let caller = caller_of(&req)?;
+        let (req, request_id, hash) = split(verb_method(R::VERB), req.into_inner(), R::request_id);
+        let r = self
+            .decide(&caller, R::VERB, req.name(), &request_id, hash, |v| {
+                req.details(v)
+            })
+            .await?;
+        Ok(r)
+    }
+}
+
 fn caller_of<T>(req: &Request<T>) -> Result<Caller, Status> {
     Caller::of(req).map_err(|e| e.into_status(DOMAIN))
 }
@@ -422,105 +493,40 @@ impl ReferralsService for ReferralsApi {
         &self,
         req: Request<pb::AcceptReferralRequest>,
     ) -> Result<Response<pb::AcceptReferralResponse>, Status> {
-        let caller = caller_of(&req)?;
-        let (req, request_id, hash) = split(verb_method(Verb::Accept), req.into_inner(), |r| {
-            &mut r.request_id
-        });
-        let r = self
-            .decide(&caller, Verb::Accept, &req.name, &request_id, hash, |v| {
-                (
-                    validate::reason(v, "reason", &req.reason, true),
-                    None,
-                    String::new(),
-                )
-            })
-            .await?;
-        Ok(Response::new(pb::AcceptReferralResponse {
-            referral: Some(r),
-        }))
+        let referral = Some(self.decision(req).await?);
+        Ok(Response::new(pb::AcceptReferralResponse { referral }))
     }
 
     async fn signpost_referral(
         &self,
         req: Request<pb::SignpostReferralRequest>,
     ) -> Result<Response<pb::SignpostReferralResponse>, Status> {
-        let caller = caller_of(&req)?;
-        let (req, request_id, hash) = split(verb_method(Verb::Signpost), req.into_inner(), |r| {
-            &mut r.request_id
-        });
-        let r = self
-            .decide(&caller, Verb::Signpost, &req.name, &request_id, hash, |v| {
-                let to = validate::short_text(v, "signposted_to", &req.signposted_to, true);
-                (validate::reason(v, "reason", &req.reason, true), None, to)
-            })
-            .await?;
-        Ok(Response::new(pb::SignpostReferralResponse {
-            referral: Some(r),
-        }))
+        let referral = Some(self.decision(req).await?);
+        Ok(Response::new(pb::SignpostReferralResponse { referral }))
     }
 
     async fn redirect_referral(
         &self,
         req: Request<pb::RedirectReferralRequest>,
     ) -> Result<Response<pb::RedirectReferralResponse>, Status> {
-        let caller = caller_of(&req)?;
-        let (req, request_id, hash) = split(verb_method(Verb::Redirect), req.into_inner(), |r| {
-            &mut r.request_id
-        });
-        let r = self
-            .decide(&caller, Verb::Redirect, &req.name, &request_id, hash, |v| {
-                let to = validate::short_text(v, "redirected_to", &req.redirected_to, true);
-                (validate::reason(v, "reason", &req.reason, true), None, to)
-            })
-            .await?;
-        Ok(Response::new(pb::RedirectReferralResponse {
-            referral: Some(r),
-        }))
+        let referral = Some(self.decision(req).await?);
+        Ok(Response::new(pb::RedirectReferralResponse { referral }))
     }
 
     async fn decline_referral(
         &self,
         req: Request<pb::DeclineReferralRequest>,
     ) -> Result<Response<pb::DeclineReferralResponse>, Status> {
-        let caller = caller_of(&req)?;
-        let (req, request_id, hash) = split(verb_method(Verb::Decline), req.into_inner(), |r| {
-            &mut r.request_id
-        });
-        let r = self
-            .decide(&caller, Verb::Decline, &req.name, &request_id, hash, |v| {
-                let code = validate::decline_reason(v, "decline_reason", req.decline_reason);
-                (
-                    validate::reason(v, "reason", &req.reason, true),
-                    Some(code),
-                    String::new(),
-                )
-            })
-            .await?;
-        Ok(Response::new(pb::DeclineReferralResponse {
-            referral: Some(r),
-        }))
+        let referral = Some(self.decision(req).await?);
+        Ok(Response::new(pb::DeclineReferralResponse { referral }))
     }
 
     async fn withdraw_referral(
         &self,
         req: Request<pb::WithdrawReferralRequest>,
     ) -> Result<Response<pb::WithdrawReferralResponse>, Status> {
-        let caller = caller_of(&req)?;
-        let (req, request_id, hash) = split(verb_method(Verb::Withdraw), req.into_inner(), |r| {
-            &mut r.request_id
-        });
-        let r = self
-            .decide(&caller, Verb::Withdraw, &req.name, &request_id, hash, |v| {
-                (
-                    validate::reason(v, "reason", &req.reason, true),
-                    None,
-                    String::new(),
-                )
-            })
-            .await?;
-        Ok(Response::new(pb::WithdrawReferralResponse {
-            referral: Some(r),
-        }))
+        let referral = Some(self.decision(req).await?);
+        Ok(Response::new(pb::WithdrawReferralResponse { referral }))
     }
 
     async fn record_contact(
