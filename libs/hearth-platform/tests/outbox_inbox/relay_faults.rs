@@ -122,3 +122,37 @@ async fn events_published_but_not_marked_are_not_duplicated() -> TestResult {
     relay.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_acknowledged_before_a_failure_are_marked_published() -> TestResult {
+    let env = setup().await;
+    ensure_stream(&env.js, &stream_spec()).await?;
+    // The middle event's subject is outside the stream: JetStream refuses it.
+    let event =
+        |subject: &str| OutboxEvent::new(subject, "items/p", b"x".to_vec(), chrono::Utc::now());
+    let (first, refused, last) = (
+        event(SUBJECT),
+        event("hearth.unrouted.v1.item.created"),
+        event(SUBJECT),
+    );
+    let mut tx = env.pool.begin().await?;
+    env.outbox
+        .write(&mut tx, &[first.clone(), refused.clone(), last.clone()])
+        .await?;
+    tx.commit().await?;
+
+    assert!(
+        env.relay().publish_batch().await.is_err(),
+        "the batch reports the failure"
+    );
+    assert!(
+        env.is_published(first.id).await,
+        "acknowledged before the failure: marked"
+    );
+    assert!(!env.is_published(refused.id).await);
+    assert!(
+        !env.is_published(last.id).await,
+        "not yet acknowledged: sent again later"
+    );
+    Ok(())
+}
