@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 
@@ -120,33 +120,23 @@ impl NatsServer {
     }
 
     fn wait_ready(&mut self, log_offset: u64) -> Result<(), String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        loop {
-            if let Some(child) = self.child.get_mut().unwrap_or_else(|e| e.into_inner()) {
-                match child.try_wait() {
-                    Ok(Some(status)) => {
-                        return Err(format!("it exited ({status}) before it was ready"));
-                    }
-                    Ok(None) => {}
-                    Err(e) => return Err(format!("cannot check on it: {e}")),
-                }
-            }
-            // The log line proves it is *our* server that answers, not
-            // something that grabbed the port first.
-            if util::read_log_since(&self.log_path, log_offset).contains("Server is ready")
-                && TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
-            {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "it was not ready within {}s",
-                    READY_TIMEOUT.as_secs()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        let log_path = &self.log_path;
+        let Some(child) = self.child.get_mut().unwrap_or_else(|e| e.into_inner()) else {
+            return Err("it is not running".into());
+        };
+        // The log line proves it is *our* server that answers, not something that
+        // grabbed the port first.
+        util::wait_until_ready(
+            child,
+            READY_TIMEOUT,
+            Duration::from_millis(25),
+            "be ready",
+            |_| {
+                util::read_log_since(log_path, log_offset).contains("Server is ready")
+                    && TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+            },
+        )
     }
 
     /// Client URL: `nats://127.0.0.1:PORT`.

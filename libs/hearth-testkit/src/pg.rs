@@ -7,7 +7,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use sqlx::Connection;
@@ -142,31 +142,19 @@ impl PgServer {
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let Some(child) = self.child.as_mut() else {
-                return Err("it is not running".into());
-            };
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    return Err(format!("it exited ({status}) before accepting connections"));
-                }
-                Ok(None) => {}
-                Err(e) => return Err(format!("cannot check on it: {e}")),
-            }
-            // Only probe the port once our own postmaster says it is ready:
-            // with a fixed port somebody else's server may be listening there.
-            if postmaster_ready(&self.data_dir, child.id()) && probe(self.port) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "it did not accept connections within {}s",
-                    READY_TIMEOUT.as_secs()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (data_dir, port) = (&self.data_dir, self.port);
+        let Some(child) = self.child.as_mut() else {
+            return Err("it is not running".into());
+        };
+        // Only probe the port once our own postmaster says it is ready: with a fixed
+        // port somebody else's server may be listening there.
+        util::wait_until_ready(
+            child,
+            READY_TIMEOUT,
+            Duration::from_millis(50),
+            "accept connections",
+            |c| postmaster_ready(data_dir, c.id()) && probe(port),
+        )
     }
 
     /// The TCP port the server listens on.

@@ -174,3 +174,30 @@ pub(crate) struct LaunchFailure {
     pub addr_in_use: bool,
     pub error: anyhow::Error,
 }
+
+/// Polls `ready` every `interval` until it says yes, failing early (with why) if the
+/// child exits first, and after `timeout`. `what` names the readiness in the error,
+/// e.g. "accept connections".
+pub(crate) fn wait_until_ready(
+    child: &mut Child,
+    timeout: Duration,
+    interval: Duration,
+    what: &str,
+    mut ready: impl FnMut(&Child) -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Err(format!("it exited ({status}) before it could {what}")),
+            Ok(None) => {}
+            Err(e) => return Err(format!("cannot check on it: {e}")),
+        }
+        if ready(child) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("it did not {what} within {}s", timeout.as_secs()));
+        }
+        std::thread::sleep(interval);
+    }
+}
