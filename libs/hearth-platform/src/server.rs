@@ -33,12 +33,14 @@ impl From<&ServiceConfig> for ServerOptions {
 
 /// Serves `routes` (the service's own gRPC services, already wrapped with
 /// authentication) plus health and reflection on `listener` until `shutdown` fires.
-/// `names` are the fully-qualified service names reported as SERVING.
+/// `names` are the fully-qualified service names reported as SERVING; `descriptors`
+/// is the encoded `FileDescriptorSet` reflection serves for them.
 pub async fn serve(
     listener: TcpListener,
     opts: ServerOptions,
     routes: Routes,
     names: &[&'static str],
+    descriptors: &'static [u8],
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -49,12 +51,12 @@ pub async fn serve(
     }
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(hearth_descriptors())
+        .register_encoded_file_descriptor_set(descriptors)
         .build_v1()
         .expect("the descriptor set is valid");
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(hearth_descriptors())
+        .register_encoded_file_descriptor_set(descriptors)
         .build_v1alpha()
         .expect("the descriptor set is valid");
 
@@ -100,19 +102,6 @@ async fn drain(
         "shutting down: health is NOT_SERVING"
     );
     tokio::time::sleep(wait).await;
-}
-
-/// The descriptor set for reflection, registered by the service that calls
-/// [`set_descriptors`]; the platform does not know the contracts itself.
-fn hearth_descriptors() -> &'static [u8] {
-    DESCRIPTORS.get().copied().unwrap_or(&[])
-}
-
-static DESCRIPTORS: std::sync::OnceLock<&'static [u8]> = std::sync::OnceLock::new();
-
-/// Registers the encoded `FileDescriptorSet` served by reflection. Call once at start.
-pub fn set_descriptors(set: &'static [u8]) {
-    let _ = DESCRIPTORS.set(set);
 }
 
 /// Fires `token` on SIGTERM or SIGINT.

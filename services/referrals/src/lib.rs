@@ -64,9 +64,16 @@ pub async fn run(
         svc,
         Authenticator::new(verifier, api::DOMAIN),
     ));
-    server::set_descriptors(hearth_proto::FILE_DESCRIPTOR_SET);
     tracing::info!(addr = %listener.local_addr()?, "referrals service listening");
-    let served = server::serve(listener, (&cfg).into(), routes, &[SERVICE_NAME], shutdown).await;
+    let served = server::serve(
+        listener,
+        (&cfg).into(),
+        routes,
+        &[SERVICE_NAME],
+        hearth_proto::FILE_DESCRIPTOR_SET,
+        shutdown,
+    )
+    .await;
 
     // Calls have drained; let the relay finish its batch, then close.
     relay_stop.cancel();
