@@ -77,19 +77,23 @@ async fn graceful_shutdown_finishes_every_call_already_in_flight() {
     // New calls stop being started; the ones already sent must all complete.
     stop.store(true, Ordering::SeqCst);
     app.shutdown.cancel();
+    // During the drain the server still answers, and says it is going away.
     let mut health = HealthClient::new(app.channel());
-    let during = health
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: referrals::SERVICE_NAME.into(),
-        })
-        .await;
-    if let Ok(resp) = during {
-        assert_eq!(
-            resp.into_inner().status,
-            ServingStatus::NotServing as i32,
-            "drain reports NOT_SERVING"
-        );
+    let mut saw_not_serving = false;
+    for _ in 0..20 {
+        let resp = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: referrals::SERVICE_NAME.into(),
+            })
+            .await
+            .expect("health answers during the drain");
+        if resp.into_inner().status == ServingStatus::NotServing as i32 {
+            saw_not_serving = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert!(saw_not_serving, "drain reports NOT_SERVING");
     let mut total = 0;
     for w in workers {
         let (ok, failed) = w.await.unwrap();
