@@ -1,31 +1,9 @@
 //! Fictional but valid NHS numbers for demo and benchmark families: nine digits of
 //! our choosing plus the modulus-11 check digit the referrals service verifies.
 
-/// The check digit for a nine-digit stem, or `None` when the stem has no valid
-/// number (remainder 1 gives check digit 10).
-pub fn check_digit(stem: u64) -> Option<u64> {
-    let digits: Vec<u64> = format!("{stem:09}")
-        .bytes()
-        .map(|b| u64::from(b - b'0'))
-        .collect();
-    if digits.len() != 9 {
-        return None;
-    }
-    let sum: u64 = digits
-        .iter()
-        .enumerate()
-        .map(|(i, d)| d * (10 - i as u64))
-        .sum();
-    match 11 - sum % 11 {
-        11 => Some(0),
-        10 => None,
-        c => Some(c),
-    }
-}
-
 /// The NHS number for a nine-digit stem, formatted `943 476 5919`.
 pub fn from_stem(stem: u64) -> Option<String> {
-    let check = check_digit(stem)?;
+    let check = referrals::domain::nhs::check_digit(stem)?;
     let s = format!("{stem:09}{check}");
     Some(format!("{} {} {}", &s[..3], &s[3..6], &s[6..]))
 }

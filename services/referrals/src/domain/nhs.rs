@@ -1,5 +1,24 @@
 //! NHS numbers: ten digits, the last a modulus-11 check digit.
 
+/// The modulus-11 check digit for a nine-digit stem, or `None` when no valid number
+/// has that stem (the remainder gives check digit 10).
+pub fn check_digit(stem: u64) -> Option<u64> {
+    if stem >= 1_000_000_000 {
+        return None;
+    }
+    let digits = format!("{stem:09}");
+    let sum: u64 = digits
+        .bytes()
+        .enumerate()
+        .map(|(i, b)| u64::from(b - b'0') * (10 - i as u64))
+        .sum();
+    match 11 - sum % 11 {
+        11 => Some(0),
+        10 => None,
+        c => Some(c),
+    }
+}
+
 /// The NHS number with spaces and hyphens removed, if it is ten digits with a valid
 /// check digit.
 pub fn normalise(raw: &str) -> Option<String> {
@@ -7,21 +26,9 @@ pub fn normalise(raw: &str) -> Option<String> {
     if digits.len() != 10 || !digits.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    let d: Vec<u32> = digits
-        .chars()
-        .map(|c| c.to_digit(10).unwrap_or(0))
-        .collect();
-    let sum: u32 = d[..9]
-        .iter()
-        .enumerate()
-        .map(|(i, v)| v * (10 - i as u32))
-        .sum();
-    let check = match 11 - (sum % 11) {
-        11 => 0,
-        10 => return None,
-        c => c,
-    };
-    (check == d[9]).then_some(digits)
+    let stem: u64 = digits[..9].parse().ok()?;
+    let last = u64::from(digits.as_bytes()[9] - b'0');
+    (check_digit(stem)? == last).then_some(digits)
 }
 
 #[cfg(test)]

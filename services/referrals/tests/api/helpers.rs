@@ -280,28 +280,14 @@ pub fn now_ts(offset_secs: i64) -> Option<prost_types::Timestamp> {
     })
 }
 
-/// A valid NHS number built from a seed (modulus-11 check digit computed).
+/// A valid NHS number built from a seed (the next stem with a valid check digit).
 pub fn nhs_number(seed: u64) -> String {
-    let mut n = seed % 1_000_000_000;
+    let mut stem = seed % 1_000_000_000;
     loop {
-        let digits: Vec<u32> = format!("{n:09}")
-            .chars()
-            .map(|c| c.to_digit(10).unwrap())
-            .collect();
-        let sum: u32 = digits
-            .iter()
-            .enumerate()
-            .map(|(i, d)| d * (10 - i as u32))
-            .sum();
-        let check = match 11 - sum % 11 {
-            11 => 0,
-            10 => {
-                n = (n + 1) % 1_000_000_000;
-                continue;
-            }
-            c => c,
-        };
-        return format!("{n:09}{check}");
+        if let Some(check) = referrals::domain::nhs::check_digit(stem) {
+            return format!("{stem:09}{check}");
+        }
+        stem = (stem + 1) % 1_000_000_000;
     }
 }
 
