@@ -5,7 +5,13 @@
 //! publishes unpublished rows to JetStream with `Nats-Msg-Id` = the event id (JetStream
 //! drops a repeat within its duplicate window) and marks them published.
 //!
-//! - Woken by `LISTEN/NOTIFY` on commit; a slow poll is only a safety net.
+//! - Woken by `LISTEN/NOTIFY`; a slow poll is only a safety net. The `NOTIFY` is sent
+//!   by [`Outbox::commit`] just *after* the business transaction commits, not inside
+//!   it: Postgres serialises every committing transaction that has issued a `NOTIFY`
+//!   on one lock held through the WAL flush, which would forbid group commit and cap
+//!   the service's write rate. Wake-ups are coalesced (at most one `NOTIFY` in flight
+//!   per process); a process that dies between its commit and the wake-up leaves the
+//!   rows to the slow poll.
 //! - Rows are claimed by `published_at IS NULL`, not by a high-water mark, so a row
 //!   that commits late (with a lower sequence than rows already published) is never
 //!   skipped.
@@ -16,6 +22,7 @@
 //!   [`republish_from`] lets an operator send everything from a sequence again (for a
 //!   JetStream that lost data: on one node it acknowledges before fsync).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -70,7 +77,7 @@ pub fn schema_sql(schema: &str) -> Vec<String> {
         format!(
             "CREATE TABLE IF NOT EXISTS {s}.outbox (
                 seq          bigserial PRIMARY KEY,
-                id           uuid NOT NULL UNIQUE,
+                id           uuid NOT NULL, -- the event id (UUID); JetStream de-duplicates on it
                 subject      text NOT NULL,
                 source       text NOT NULL,
                 resource     text NOT NULL,
@@ -85,15 +92,9 @@ pub fn schema_sql(schema: &str) -> Vec<String> {
         format!(
             "CREATE INDEX IF NOT EXISTS outbox_unpublished ON {s}.outbox (seq) WHERE published_at IS NULL"
         ),
-        format!(
-            "CREATE OR REPLACE FUNCTION {s}.outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN PERFORM pg_notify('{s}_outbox', ''); RETURN NULL; END $$"
-        ),
+        // Earlier versions notified from a trigger inside the writing transaction.
         format!("DROP TRIGGER IF EXISTS outbox_notify ON {s}.outbox"),
-        format!(
-            "CREATE TRIGGER outbox_notify AFTER INSERT ON {s}.outbox
-             FOR EACH STATEMENT EXECUTE FUNCTION {s}.outbox_notify()"
-        ),
+        format!("DROP FUNCTION IF EXISTS {s}.outbox_notify()"),
     ]
 }
 
@@ -103,15 +104,51 @@ pub struct Outbox {
     schema: &'static str,
     source: &'static str,
     insert_sql: String,
+    waker: Arc<Waker>,
+}
+
+/// Sends the relays' wake-up `NOTIFY` after commits, one at a time: commits that land
+/// while one is in flight are covered by one more.
+#[derive(Debug)]
+struct Waker {
+    pool: PgPool,
+    notify_sql: String,
+    poke: tokio::sync::Notify,
+    started: OnceLock<()>,
+}
+
+impl Waker {
+    fn wake(self: &Arc<Self>) {
+        self.started.get_or_init(|| {
+            let me = Arc::clone(self);
+            tokio::spawn(async move {
+                loop {
+                    me.poke.notified().await;
+                    if let Err(e) = sqlx::query(&me.notify_sql).execute(&me.pool).await {
+                        // The relay's slow poll still finds the rows.
+                        tracing::warn!(error = %e, "outbox wake-up failed");
+                    }
+                }
+            });
+        });
+        self.poke.notify_one();
+    }
 }
 
 impl Outbox {
-    /// `source` is the CloudEvents source, e.g. `//hearth/referrals`.
-    pub fn new(schema: &'static str, source: &'static str) -> Self {
+    /// `source` is the CloudEvents source, e.g. `//hearth/referrals`. `pool` is used
+    /// for the wake-up `NOTIFY` sent after each commit.
+    pub fn new(pool: PgPool, schema: &'static str, source: &'static str) -> Self {
         let s = check_schema_name(schema);
         Outbox {
             schema,
             source,
+            waker: Arc::new(Waker {
+                pool,
+                notify_sql: format!("SELECT pg_notify('{s}_outbox', '')"),
+                poke: tokio::sync::Notify::new(),
+                started: OnceLock::new(),
+            }),
             insert_sql: format!(
                 "INSERT INTO {s}.outbox (id, subject, source, resource, payload, traceparent, event_time)
                  SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::timestamptz[])"
@@ -123,7 +160,17 @@ impl Outbox {
         self.schema
     }
 
-    /// Adds events to the transaction, carrying the current trace context.
+    /// Commits a transaction that [`write`](Self::write) added events to, then wakes
+    /// the relay. Use this rather than `tx.commit()`, or the events wait for the
+    /// relay's slow poll.
+    pub async fn commit(&self, tx: Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+        tx.commit().await?;
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// Adds events to the transaction, carrying the current trace context. Commit with
+    /// [`commit`](Self::commit).
     pub async fn write(
         &self,
         tx: &mut Transaction<'_, Postgres>,

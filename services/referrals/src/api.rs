@@ -149,8 +149,8 @@ fn request_hash(method: &str, msg: &impl Message) -> Vec<u8> {
 impl ReferralsApi {
     pub fn new(pool: PgPool) -> Self {
         ReferralsApi {
+            outbox: Outbox::new(pool.clone(), store::SCHEMA, events::SOURCE),
             pool,
-            outbox: Outbox::new(store::SCHEMA, events::SOURCE),
         }
     }
 
@@ -172,6 +172,7 @@ impl ReferralsApi {
             method,
             hash,
             referral_id,
+            &[],
         )
         .await?
         {
@@ -205,7 +206,7 @@ impl ReferralsApi {
     ) -> Result<pb::Referral> {
         store::save_progress(&mut tx, r).await?;
         self.outbox.write(&mut tx, events).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(convert::referral(r, true))
     }
 
@@ -812,6 +813,10 @@ impl ReferralsApi {
             request_hash("CreateReferral", &body)
         };
 
+        // Family linking below: a child already known in the area brings the referral
+        // into that family instead of creating a duplicate. The identity locks are taken
+        // with the request-id claim, in one round trip.
+        let lock_keys = store::identity_keys(&r.receiving_area, &r);
         let mut tx = self.pool.begin().await?;
         match store::claim_request(
             &mut tx,
@@ -820,6 +825,7 @@ impl ReferralsApi {
             "CreateReferral",
             &hash,
             r.id,
+            &lock_keys,
         )
         .await?
         {
@@ -835,9 +841,6 @@ impl ReferralsApi {
             }
         }
 
-        // Family linking: a child already known in the area brings the referral into
-        // that family instead of creating a duplicate.
-        store::lock_identities(&mut tx, &r.receiving_area, &r).await?;
         let mut new_members: HashSet<Uuid> = r
             .children
             .iter()
@@ -883,7 +886,7 @@ impl ReferralsApi {
             out.push(events::family_linked(&r, &matched, how));
         }
         self.outbox.write(&mut tx, &out).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         tracing::info!(referral_id = %r.id, linked = r.linked_existing, "referral received");
         Ok(convert::referral(&r, true))
     }

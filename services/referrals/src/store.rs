@@ -67,8 +67,10 @@ pub enum Claim {
     Conflict,
 }
 
-/// Claims `(organisation, request_id)` for this call. Concurrent claims of one id wait
-/// for the first to commit (the primary key), then see it as a replay.
+/// Claims `(organisation, request_id)` for this call and, in the same statement, takes
+/// the transaction-scoped advisory locks named by `lock_keys` (see [`identity_keys`]).
+/// Concurrent claims of one id wait for the first to commit (the primary key), then see
+/// it as a replay. Locks are taken in sorted order, after the claim.
 pub async fn claim_request(
     conn: &mut PgConnection,
     org: &str,
@@ -76,20 +78,31 @@ pub async fn claim_request(
     method: &str,
     hash: &[u8],
     referral_id: Uuid,
+    lock_keys: &[String],
 ) -> Result<Claim, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO referrals.requests (organisation, request_id, method, request_hash, referral_id)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    // One round trip for both. The locks must come before any lookup they protect,
+    // which runs as a later statement with a fresh snapshot.
+    let inserted: bool = sqlx::query_scalar(
+        "WITH claim AS (
+             INSERT INTO referrals.requests (organisation, request_id, method, request_hash, referral_id)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1
+         ), locks AS (
+             SELECT pg_advisory_xact_lock(hashtextextended(k, 0))
+               FROM unnest($6::text[]) AS k
+              WHERE EXISTS (SELECT 1 FROM claim)
+              ORDER BY k
+         )
+         SELECT EXISTS (SELECT 1 FROM claim) AND (SELECT count(*) FROM locks) >= 0",
     )
     .bind(org)
     .bind(request_id)
     .bind(method)
     .bind(hash)
     .bind(referral_id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
+    .bind(lock_keys)
+    .fetch_one(&mut *conn)
+    .await?;
+    if inserted {
         return Ok(Claim::New);
     }
     let row = sqlx::query(
@@ -117,13 +130,10 @@ pub fn name_key(given: &str, family: &str) -> String {
     )
 }
 
-/// Serialises concurrent referrals that could match the same child, so two referrals
-/// for one new child cannot create two families. Keys are taken in sorted order.
-pub async fn lock_identities(
-    conn: &mut PgConnection,
-    area: &str,
-    r: &Referral,
-) -> Result<(), sqlx::Error> {
+/// The advisory-lock keys that serialise concurrent referrals which could match the
+/// same child, so two referrals for one new child cannot create two families. Sorted
+/// and without repeats; passed to [`claim_request`].
+pub fn identity_keys(area: &str, r: &Referral) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
     for c in &r.children {
         if let Some(n) = &c.nhs_number {
@@ -139,14 +149,7 @@ pub async fn lock_identities(
     }
     keys.sort();
     keys.dedup();
-    if keys.is_empty() {
-        return Ok(());
-    }
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k ORDER BY k")
-        .bind(&keys)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    keys
 }
 
 /// A child already known in the area.

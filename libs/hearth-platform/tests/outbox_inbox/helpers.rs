@@ -69,10 +69,10 @@ pub async fn setup() -> Env {
         .await
         .expect("connect nats");
     Env {
+        outbox: Outbox::new(pool.clone(), SCHEMA, SOURCE),
         pool,
         nats,
         js: jetstream::new(client),
-        outbox: Outbox::new(SCHEMA, SOURCE),
     }
 }
 
@@ -97,7 +97,7 @@ impl Env {
     ) -> Result<Vec<OutboxEvent>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let events = self.write(&mut tx, resource, notes).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(events)
     }
 

@@ -99,6 +99,31 @@ async fn rolled_back_transaction_publishes_nothing() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_wakes_the_relay_without_waiting_for_its_poll() -> TestResult {
+    let env = setup().await;
+    let relay = Running::relay(
+        Relay::new(env.pool.clone(), env.js.clone(), SCHEMA, stream_spec())
+            .poll_interval(Duration::from_secs(3600)),
+    );
+    // The first event may go out on the relay's start-up pass; once it has, the relay
+    // is listening, and only the wake-up sent after the next commit can move it.
+    let first = env.commit("items/w", &["first"]).await?[0].id;
+    let envr = &env;
+    eventually("first published", WAIT, || async move {
+        envr.is_published(first).await
+    })
+    .await;
+    let woken = env.commit("items/w", &["second"]).await?[0].id;
+    eventually("second published without a poll", WAIT, || async move {
+        envr.is_published(woken).await
+    })
+    .await;
+    assert_eq!(env.stream_count().await?, 2);
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_commit_with_lower_sequence_is_not_skipped() -> TestResult {
     let env = setup().await;
     let relay = Running::relay(env.relay());
@@ -115,7 +140,7 @@ async fn late_commit_with_lower_sequence_is_not_skipped() -> TestResult {
     .await;
     assert_eq!(env.stream_count().await?, 1);
 
-    tx_a.commit().await?;
+    env.outbox.commit(tx_a).await?;
     env.all_published(WAIT).await;
     assert_eq!(ce_ids(&env.read_stream().await?), vec![b, a]);
     let seq = |id: Uuid| {

@@ -139,7 +139,7 @@ async fn events_acknowledged_before_a_failure_are_marked_published() -> TestResu
     env.outbox
         .write(&mut tx, &[first.clone(), refused.clone(), last.clone()])
         .await?;
-    tx.commit().await?;
+    env.outbox.commit(tx).await?;
 
     assert!(
         env.relay().publish_batch().await.is_err(),
