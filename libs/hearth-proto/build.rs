@@ -26,11 +26,132 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out_dir.join("hearth_descriptor.bin"))
         .compile_protos(&files, &[proto_root.clone(), include])?;
 
+    write_message_index(&out_dir)?;
+
     println!("cargo:rerun-if-changed={}", proto_root.display());
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
     Ok(())
+}
+
+/// Writes `messages.rs`: every Hearth message's full protobuf name beside a function
+/// that decodes bytes into its generated Rust type and encodes it again. The contract
+/// tests use it to check each generated type against the reflection descriptor set.
+fn write_message_index(out_dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    use prost::Message;
+    let bytes = std::fs::read(out_dir.join("hearth_descriptor.bin"))?;
+    let set = prost_types::FileDescriptorSet::decode(bytes.as_slice())?;
+    let mut entries = Vec::new();
+    for file in &set.file {
+        let package = file.package();
+        if !package.starts_with("hearth.") {
+            continue;
+        }
+        let module: Vec<String> = package
+            .split('.')
+            .map(|p| {
+                if p == "type" {
+                    "r#type".to_owned()
+                } else {
+                    p.to_owned()
+                }
+            })
+            .collect();
+        for m in &file.message_type {
+            index_message(package, &module.join("::"), m, &mut entries);
+        }
+    }
+    let mut out = String::from(
+        "/// Decodes bytes into a generated Rust type and encodes it again.\n\
+         pub type Reencode = fn(&[u8]) -> Result<Vec<u8>, prost::DecodeError>;\n\
+         /// `(full protobuf name, decode-then-encode with its generated Rust type)`.\n\
+         pub const MESSAGES: &[(&str, Reencode)] = &[\n",
+    );
+    for (full, path) in entries {
+        out.push_str(&format!(
+            "    (\"{full}\", |b| <hearth_proto::{path} as prost::Message>::decode(b).map(|m| prost::Message::encode_to_vec(&m))),\n"
+        ));
+    }
+    out.push_str("];\n");
+    std::fs::write(out_dir.join("messages.rs"), out)?;
+    Ok(())
+}
+
+fn index_message(
+    scope: &str,
+    module: &str,
+    m: &prost_types::DescriptorProto,
+    out: &mut Vec<(String, String)>,
+) {
+    // Map entries have no Rust type of their own.
+    if m.options.as_ref().is_some_and(|o| o.map_entry()) {
+        return;
+    }
+    let full = format!("{scope}.{}", m.name());
+    out.push((full.clone(), format!("{module}::{}", upper_camel(m.name()))));
+    let nested_module = format!("{module}::{}", snake(m.name()));
+    for n in &m.nested_type {
+        index_message(&full, &nested_module, n, out);
+    }
+}
+
+/// prost's spelling of a message name (as heck's UpperCamelCase).
+fn upper_camel(name: &str) -> String {
+    words(name)
+        .iter()
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f
+                    .to_uppercase()
+                    .chain(c.flat_map(char::to_lowercase))
+                    .collect(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// prost's module name for a message's nested types (as heck's snake_case).
+fn snake(name: &str) -> String {
+    words(name)
+        .iter()
+        .map(|w| w.to_lowercase())
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+/// Splits an identifier into words the way heck does: at underscores, at a lower-case
+/// letter or digit followed by an upper-case one, and before the last capital of a run
+/// of capitals followed by a lower-case letter.
+fn words(name: &str) -> Vec<String> {
+    let chars: Vec<char> = name.chars().collect();
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '_' {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+            continue;
+        }
+        if let Some(&prev) = i.checked_sub(1).and_then(|j| chars.get(j)) {
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            let boundary = c.is_uppercase()
+                && (prev.is_lowercase()
+                    || prev.is_ascii_digit()
+                    || (prev.is_uppercase() && next_lower));
+            if boundary && !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+        }
+        cur.push(c);
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
 }
 
 fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
