@@ -124,7 +124,9 @@ fn subject_shapes() {
     assert!(is_subject("hearth.referrals.v1.referral.accepted"));
     assert!(is_subject("hearth.delivery.v1.order_notice.issued"));
     assert!(is_subject("hearth.evaluation.v1.feed.enrolment.changed"));
-    assert!(!is_subject("hearth.evaluation.v1.feed.enrolment.changed.some-area"));
+    assert!(!is_subject(
+        "hearth.evaluation.v1.feed.enrolment.changed.some-area"
+    ));
     assert!(!is_subject("hearth.referrals.v1.>"));
     assert!(!is_subject("hearth.type.v1.date.made"));
     assert!(!is_subject("hearth.referrals.v1.referral"));
