@@ -31,6 +31,9 @@ impl From<&ServiceConfig> for ServerOptions {
     }
 }
 
+/// The gRPC health protocol's service name.
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
 /// Serves `routes` (the service's own gRPC services, already wrapped with
 /// authentication) plus health and reflection on `listener` until `shutdown` fires.
 /// `names` are the fully-qualified service names reported as SERVING; `descriptors`
@@ -49,14 +52,21 @@ pub async fn serve(
             .set_service_status(name, ServingStatus::Serving)
             .await;
     }
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(descriptors)
+    // The descriptor set holds every Hearth contract; advertise only what this server
+    // answers, so `list` never offers a service that would say UNIMPLEMENTED.
+    let reflection = || {
+        names.iter().copied().fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(descriptors)
+                .with_service_name(HEALTH_SERVICE),
+            |b, name| b.with_service_name(name),
+        )
+    };
+    let reflection_v1 = reflection()
         .build_v1()
         .expect("the descriptor set is valid");
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(descriptors)
+    let reflection_v1alpha = reflection()
         .build_v1alpha()
         .expect("the descriptor set is valid");
 

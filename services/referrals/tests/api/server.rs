@@ -52,6 +52,14 @@ async fn health_and_reflection_answer_without_a_token() {
         names.contains(&"grpc.health.v1.Health".to_owned()),
         "{names:?}"
     );
+    // The descriptor set carries the other services' contracts too; this server must
+    // not advertise what it does not answer.
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("hearth.") && n != referrals::SERVICE_NAME),
+        "{names:?}"
+    );
 }
 
 #[tokio::test]
