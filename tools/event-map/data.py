@@ -32,6 +32,12 @@ _DECIDED = "funnel, time to decision (`feed.referral.decided`)"
 _DROP_COPY = ("the referral will never be assessed: drops its copy of that referral's personal "
               "data, keeping only ids and the decision (family data still needed for another "
               "referral it holds is kept)")
+_NO_ENROLMENT = ("the referral will never take an enrolment: CreateEnrolment refuses any later one "
+                 "(`REFERRAL_NOT_ACCEPTED`), and delivery drops its copy of that referral's "
+                 "personal data (data minimisation), keeping only ids and the decision (family "
+                 "data still needed for another referral it holds is kept). No enrolment is "
+                 "affected: decisions are made only from *received* and are final, and "
+                 "enrolments wait for an acceptance or a signpost, so the referral has none")
 _COHORT_COPY = ("its copy of cohorts and their schedules (state, times, start date, places, "
                 "crèche, whether joining is still allowed), for matching cohorts")
 _PARTICIPATION = ("the family plan's programme participation, shown at reviews and weighed "
@@ -63,17 +69,17 @@ CONSUMERS = {
     ],
     'hearth.referrals.v1.referral.redirected': [
         (A, _DROP_COPY),
-        (D, "the referral takes no enrolment; withdraws its waitlisted and offered enrolments (`enrolment.withdrawn`, reason referral closed)"),
+        (D, _NO_ENROLMENT),
         (E, _DECIDED),
     ],
     'hearth.referrals.v1.referral.declined': [
         (A, _DROP_COPY),
-        (D, "the referral takes no enrolment; withdraws its waitlisted and offered enrolments (`enrolment.withdrawn`, reason referral closed)"),
+        (D, _NO_ENROLMENT),
         (E, "funnel, decline reasons, time to decision (`feed.referral.decided`)"),
     ],
     'hearth.referrals.v1.referral.withdrawn': [
         (A, _DROP_COPY),
-        (D, "withdraws the referral's live enrolments not yet enrolled (`enrolment.withdrawn`)"),
+        (D, _NO_ENROLMENT),
         (E, _DECIDED),
     ],
     'hearth.referrals.v1.contact.recorded': [
@@ -85,7 +91,7 @@ CONSUMERS = {
         (E, "the evaluation-consent gate: whose measurements and feedback may be recorded, and who may appear in the analyst feed"),
     ],
     'hearth.referrals.v1.consent.withdrawn': [
-        (A, "from the withdraw time: ASSESSMENT stops the family's open assessments unless court-ordered (`assessment.stopped`) and blocks new ones; PROGRAMME_REFERRAL withdraws the issued recommendations (`recommendations.withdrawn`) and blocks new ones unless court-ordered; SHARE_WITH_PARTNERS confines the plan to the lead professional's organisation (`plan.team_changed`)"),
+        (A, "from the withdraw time: ASSESSMENT stops the family's open assessments unless court-ordered (`assessment.stopped`) and blocks new ones; PROGRAMME_REFERRAL withdraws the issued recommendations (`recommendations.withdrawn`) and blocks new ones unless court-ordered; SHARE_WITH_PARTNERS confines the plan to the lead professional's organisation (`plan.team_changed`); EVALUATION drops the measured change (`measured_changes`) from the family's plans"),
         (D, "programme-referral scope: withdraws voluntary enrolments not yet enrolled and drops out enrolled ones (`enrolment.withdrawn`, `enrolment.dropped_out`); court-ordered ones are unaffected"),
         (E, "the evaluation-consent gate; the family's measurements, comments and quotes drop out of reports and the family leaves the feed (`feed.family.withdrawn`)"),
     ],
@@ -428,11 +434,11 @@ EVENTS = {
  ('hearth.delivery.v1.enrolment.offered', 'EnrolmentOffered', 'the enrolment', 'CreateEnrolment (offer) or OfferEnrolment',
   '`EnrolmentRef` (family, participant and children member ids, referral, programme, cohort, court-ordered flag, keyworker); dates and counts.', 'Evaluation\'s funnel and time to service; assessments shows the offer in the family plan\'s programme participation.'),
  ('hearth.delivery.v1.enrolment.accepted', 'EnrolmentAccepted', 'the enrolment', 'AcceptEnrolment; ConfirmEnrolment on an offer; a register marking an offered participant attended or late (then `enrolment.enrolled`)',
-  'Ids only.', 'Evaluation\'s funnel (offers accepted against declined) and time from offer to answer.'),
- ('hearth.delivery.v1.enrolment.declined', 'EnrolmentDeclined', 'the enrolment', 'DeclineEnrolment; CompleteCohort for unanswered offers',
-  'Ids and the coded reason (`OfferDeclineReason`); the family\'s words stay in delivery.', 'Barriers to access (times, travel, childcare, language).'),
+  'Ids only.', 'Evaluation\'s funnel (offers accepted against declined) and time from offer to answer; assessments shows the accepted offer in the family plan\'s programme participation.'),
+ ('hearth.delivery.v1.enrolment.declined', 'EnrolmentDeclined', 'the enrolment', 'DeclineEnrolment; CompleteCohort for offers still unanswered (`OFFER_DECLINE_REASON_NO_RESPONSE`, ended by `system`)',
+  'Ids and the coded reason (`OfferDeclineReason`); the family\'s words stay in delivery.', 'Evaluation\'s funnel and barriers to access (times, travel, childcare, language); assessments shows the declined offer in the family plan\'s programme participation, so the plan no longer shows it as offered.'),
  ('hearth.delivery.v1.enrolment.waitlisted', 'EnrolmentWaitlisted', 'the enrolment', 'CreateEnrolment (waitlist), WaitlistEnrolment, CancelCohort, CompleteCohort',
-  'Ids; cause; waitlist time and position; the level of need used for priority.', 'Time to service and waiting lists.'),
+  'Ids; cause; waitlist time and position; the level of need used for priority.', 'Evaluation\'s time to service and waiting lists; assessments shows the place as waitlisted in the family plan\'s programme participation.'),
  ('hearth.delivery.v1.enrolment.enrolled', 'EnrolmentEnrolled', 'the enrolment', 'CreateEnrolment (direct), ConfirmEnrolment, or a register marking an offered or accepted participant attended or late',
   'Ids only, and the completion rule. Enrolled (a confirmed place) is not started: the start is the first session attended, in `attendance.recorded`.', 'Evaluation\'s funnel ("enrolled") and time from waitlist to enrolment; assessments shows the place in the family plan\'s programme participation.'),
  ('hearth.delivery.v1.enrolment.updated', 'EnrolmentUpdated', 'the enrolment', 'UpdateEnrolment (keyworker, access arrangements, waitlist preferences or recommendation)',
@@ -441,14 +447,14 @@ EVENTS = {
   'Ids; attendance counts; whether the completion rule was overridden (not why).', 'Completion and cost per completer; assessments\' plan review and step down.'),
  ('hearth.delivery.v1.enrolment.dropped_out', 'EnrolmentDroppedOut', 'the enrolment', 'DropOutEnrolment, CompleteCohort (rule not met), or programme-referral consent withdrawn (after being enrolled, started or not)',
   'Ids; coded reason; attendance counts. The reason in words stays.', 'Drop-out analysis; assessments\' plan review.'),
- ('hearth.delivery.v1.enrolment.withdrawn', 'EnrolmentWithdrawn', 'the enrolment', 'WithdrawEnrolment; automatically when the referral is withdrawn, redirected or declined, consent is withdrawn, the plan closes, or the recommendation set is replaced or withdrawn; CompleteCohort for accepted participants never enrolled',
+ ('hearth.delivery.v1.enrolment.withdrawn', 'EnrolmentWithdrawn', 'the enrolment', 'WithdrawEnrolment; automatically when programme-referral consent is withdrawn, the plan closes, or the recommendation set is replaced or withdrawn; CompleteCohort for accepted participants never enrolled',
   'Ids; coded reason; the state it was withdrawn from (waitlisted, offered or accepted).', 'Evaluation\'s funnel and waiting-list figures (where families left, and why); assessments removes the place from the family plan\'s programme participation.'),
- ('hearth.delivery.v1.order_notice.issued', 'OrderNoticeIssued', 'the notice', 'for a court-ordered participant: a session marked absent (RecordAttendance), an offer declined, a drop-out, a withdrawal, or a completion (`OrderNoticeKind`)',
+ ('hearth.delivery.v1.order_notice.issued', 'OrderNoticeIssued', 'the notice', 'for a court-ordered participant: a session marked absent (RecordAttendance), an offer declined (DeclineEnrolment, or unanswered when CompleteCohort runs), a drop-out (DropOutEnrolment, CompleteCohort), a withdrawal (WithdrawEnrolment, CompleteCohort), or a completion (CompleteEnrolment, CompleteCohort) (`OrderNoticeKind`)',
   'Participant member id under the Parenting Order; what happened; the session, start time and attendance status; attendance to date; responsible officer\'s service. No names, notes or reasons in words.', 'The responsible officer\'s case system must act on it; evaluation reports order compliance.'),
  ('hearth.delivery.v1.order_notice.acknowledged', 'OrderNoticeAcknowledged', 'the notice', 'AcknowledgeOrderNotice (responsible officer\'s organisation only)',
   'Ids and the coded action; the officer\'s note stays.', 'Evaluation\'s Parenting Order compliance report: what officers did about notices.'),
  ('hearth.delivery.v1.order_notice.withdrawn', 'OrderNoticeWithdrawn', 'the notice', 'RecordAttendance correcting an absence to attended or late, or a notice issued in error',
-  'Ids and the coded reason.', 'Consumers must disregard the notice.'),
+  'Ids and the coded reason only.', 'Consumers (the responsible officer\'s case system, evaluation\'s compliance figures) must disregard the notice.'),
  ('hearth.delivery.v1.pathway.activated', 'PathwayActivated', 'the pathway', 'ActivatePathway (a draft put into use; drafts are not announced)',
   'None. The whole `Pathway`: every stop with its id, number, title and window.', 'Evaluation\'s pathway report lists every stop with its title, in order, including stops with no contacts yet.'),
  ('hearth.delivery.v1.pathway.updated', 'PathwayUpdated', 'the pathway', 'UpdatePathway on an active pathway (a new revision; changes to a draft are not announced)',
@@ -485,8 +491,8 @@ FEED = [
  ('member.profiled', 'FeedMemberProfiled', '`referral.received`, equality monitoring recorded or deleted, later referrals (latest wins)', '`fam`, `mem`, and `ref` when a referral triggered it', _MAIN),
  ('referral.contacted', 'FeedReferralContacted', 'the first successful `hearth.referrals.v1.contact.recorded`', '`fam`, `ref`', _MAIN),
  ('referral.decided', 'FeedReferralDecided', 'any of the five referral decision events', '`fam`, `ref`', _MAIN),
- ('assessment.completed', 'FeedAssessmentCompleted', '`hearth.assessments.v1.assessment.completed`', '`fam`, `ref`, `asm`', _MAIN),
- ('assessment.stopped', 'FeedAssessmentStopped', '`hearth.assessments.v1.assessment.stopped`', '`fam`, `ref`, `asm`', _MAIN),
+ ('assessment.completed', 'FeedAssessmentCompleted', '`hearth.assessments.v1.assessment.completed`', '`fam`, `ref` (and `ref` of each referral folded into the assessment, `additional_referrals`), `asm`', _MAIN),
+ ('assessment.stopped', 'FeedAssessmentStopped', '`hearth.assessments.v1.assessment.stopped`', '`fam`, `ref` (and `ref` of each referral folded into the assessment, `additional_referrals`), `asm`', _MAIN),
  ('assessment.superseded', 'FeedAssessmentSuperseded', '`hearth.assessments.v1.assessment.superseded`', '`fam`, `ref`, `asm` (both assessments)', _MAIN),
  ('recommendations.issued', 'FeedRecommendationsIssued', '`hearth.assessments.v1.recommendations.issued`', '`fam`, `ref`, `asm`', _MAIN),
  ('plan.changed', 'FeedPlanChanged', 'assessments\' `plan.*` (created, reviewed, stepped up or down, team changed, closed)', '`fam`, `ref`, `pln`', _MAIN),
