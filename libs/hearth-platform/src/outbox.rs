@@ -98,6 +98,16 @@ pub fn schema_sql(schema: &str) -> Vec<String> {
     ]
 }
 
+/// The `LISTEN/NOTIFY` channel that wakes a schema's relay.
+fn wake_channel(schema: &str) -> String {
+    format!("{schema}_outbox")
+}
+
+/// The statement that wakes a schema's relay (sent outside any business transaction).
+fn notify_sql(schema: &str) -> String {
+    format!("SELECT pg_notify('{}', '')", wake_channel(schema))
+}
+
 /// Writes events through one service schema's outbox.
 #[derive(Debug, Clone)]
 pub struct Outbox {
@@ -108,7 +118,8 @@ pub struct Outbox {
 }
 
 /// Sends the relays' wake-up `NOTIFY` after commits, one at a time: commits that land
-/// while one is in flight are covered by one more.
+/// while one is in flight are covered by one more. Its task starts on the first commit
+/// and lasts as long as the runtime (one per `Outbox`, shared by its clones).
 #[derive(Debug)]
 struct Waker {
     pool: PgPool,
@@ -145,7 +156,7 @@ impl Outbox {
             source,
             waker: Arc::new(Waker {
                 pool,
-                notify_sql: format!("SELECT pg_notify('{s}_outbox', '')"),
+                notify_sql: notify_sql(s),
                 poke: tokio::sync::Notify::new(),
                 started: OnceLock::new(),
             }),
@@ -214,9 +225,7 @@ pub async fn republish_from(
     .bind(from_seq)
     .execute(pool)
     .await?;
-    sqlx::query(&format!("SELECT pg_notify('{s}_outbox', '')"))
-        .execute(pool)
-        .await?;
+    sqlx::query(&notify_sql(s)).execute(pool).await?;
     Ok(done.rows_affected())
 }
 
@@ -364,7 +373,7 @@ impl Relay {
         lock_conn: &mut sqlx::PgConnection,
     ) -> Result<(), async_nats::Error> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(&format!("{}_outbox", self.schema)).await?;
+        listener.listen(&wake_channel(self.schema)).await?;
         ensure_stream(&self.js, &self.stream).await?;
         loop {
             // Every commit so far is visible to the batches below, so the notifications

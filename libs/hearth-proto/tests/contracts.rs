@@ -71,7 +71,7 @@ fn the_index_and_the_descriptor_set_list_the_same_messages() {
 }
 
 #[test]
-fn every_service_is_served_by_reflection() {
+fn the_descriptor_set_describes_every_service() {
     let pool = pool();
     let services: BTreeSet<String> = pool.services().map(|s| s.full_name().to_owned()).collect();
     for s in [

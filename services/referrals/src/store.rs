@@ -81,7 +81,9 @@ pub async fn claim_request(
     lock_keys: &[String],
 ) -> Result<Claim, sqlx::Error> {
     // One round trip for both. The locks must come before any lookup they protect,
-    // which runs as a later statement with a fresh snapshot.
+    // which runs as a later statement with a fresh snapshot. The `count(*) >= 0` is
+    // always true: it is there to make Postgres evaluate `locks`, which it would skip
+    // if nothing read it.
     let inserted: bool = sqlx::query_scalar(
         "WITH claim AS (
              INSERT INTO referrals.requests (organisation, request_id, method, request_hash, referral_id)
