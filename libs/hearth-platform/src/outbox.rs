@@ -12,15 +12,22 @@
 //!   the service's write rate. Wake-ups are coalesced (at most one `NOTIFY` in flight
 //!   per process); a process that dies between its commit and the wake-up leaves the
 //!   rows to the slow poll.
-//! - Rows are claimed by `published_at IS NULL`, not by a high-water mark, so a row
-//!   that commits late (with a lower sequence than rows already published) is never
-//!   skipped.
+//! - Each row records the transaction that wrote it (`xid`). The relay keeps its place
+//!   in the one-row `outbox_relay` table as a *horizon* (every row of a transaction
+//!   older than it is published) plus the sequence numbers already published above
+//!   it. It publishes every committed row above the horizon that is not in that set,
+//!   in sequence order, so a row that commits late (with a lower sequence than rows
+//!   already published) is never skipped, and a long transaction holds nothing back.
+//!   The horizon follows Postgres's oldest running transaction, so the set stays
+//!   small. Publishing writes one small row per batch, not one per event.
 //! - One relay at a time per schema holds a session advisory lock, so with several
 //!   replicas the events of one aggregate still go out in commit order; the others wait
 //!   and take over if the holder dies.
 //! - The outbox is the service's durable event log, not a queue: rows are kept, and
 //!   [`republish_from`] lets an operator send everything from a sequence again (for a
 //!   JetStream that lost data: on one node it acknowledges before fsync).
+//! - `{schema}.outbox_pending` is a view of the rows not yet published, for operators
+//!   and tests.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -78,19 +85,44 @@ pub fn schema_sql(schema: &str) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS {s}.outbox (
                 seq          bigserial PRIMARY KEY,
                 id           uuid NOT NULL, -- the event id (UUID); JetStream de-duplicates on it
+                xid          xid8 NOT NULL DEFAULT pg_current_xact_id(), -- the writing transaction
                 subject      text NOT NULL,
                 source       text NOT NULL,
                 resource     text NOT NULL,
                 payload      bytea NOT NULL,
                 traceparent  text,
                 event_time   timestamptz NOT NULL,
-                created_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
-                published_at timestamptz,
-                stream_seq   bigint
+                created_at   timestamptz NOT NULL DEFAULT clock_timestamp()
             )"
         ),
+        // An outbox from before the relay kept a horizon marked each row published.
+        // Its rows take the upgrading transaction's id and are sent once more;
+        // consumers de-duplicate by event id.
         format!(
-            "CREATE INDEX IF NOT EXISTS outbox_unpublished ON {s}.outbox (seq) WHERE published_at IS NULL"
+            "ALTER TABLE {s}.outbox ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id()"
+        ),
+        format!("DROP INDEX IF EXISTS {s}.outbox_unpublished"),
+        format!(
+            "ALTER TABLE {s}.outbox DROP COLUMN IF EXISTS published_at, DROP COLUMN IF EXISTS stream_seq"
+        ),
+        format!("CREATE INDEX IF NOT EXISTS outbox_xid ON {s}.outbox (xid)"),
+        // Where the relay has got to: every row whose transaction is older than
+        // `horizon` is published, and so are the rows numbered in `published`.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}.outbox_relay (
+                singleton         boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                version           bigint NOT NULL DEFAULT 0,
+                horizon           xid8 NOT NULL DEFAULT '0',
+                published         bigint[] NOT NULL DEFAULT '{{}}',
+                last_stream_seq   bigint,
+                last_published_at timestamptz
+            )"
+        ),
+        format!("INSERT INTO {s}.outbox_relay DEFAULT VALUES ON CONFLICT DO NOTHING"),
+        format!(
+            "CREATE OR REPLACE VIEW {s}.outbox_pending AS
+             SELECT o.* FROM {s}.outbox o, {s}.outbox_relay r
+              WHERE o.xid >= r.horizon AND NOT (o.seq = ANY (r.published))"
         ),
         // Earlier versions notified from a trigger inside the writing transaction.
         format!("DROP TRIGGER IF EXISTS outbox_notify ON {s}.outbox"),
@@ -160,11 +192,59 @@ impl Outbox {
                 poke: tokio::sync::Notify::new(),
                 started: OnceLock::new(),
             }),
-            insert_sql: format!(
-                "INSERT INTO {s}.outbox (id, subject, source, resource, payload, traceparent, event_time)
-                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::timestamptz[])"
-            ),
+            insert_sql: format!("WITH {} SELECT", Self::cte(s, 1)),
         }
+    }
+
+    /// `outbox_rows AS (INSERT …)`, taking its rows from parameters `$first` to
+    /// `$first + 6`: a common table expression for the outbox insert.
+    fn cte(schema: &str, first: usize) -> String {
+        let p = |i: usize| format!("${}", first + i);
+        format!(
+            "outbox_rows AS (
+                 INSERT INTO {schema}.outbox (id, subject, source, resource, payload, traceparent, event_time)
+                 SELECT * FROM UNNEST({}::uuid[], {}::text[], {}::text[], {}::text[], {}::bytea[], {}::text[], {}::timestamptz[])
+             )",
+            p(0),
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6)
+        )
+    }
+
+    /// For a service that writes its change and its events in one statement (one
+    /// round trip fewer): the common table expression `outbox_rows AS (INSERT …)`,
+    /// using parameters `$first` to `$first + 6`. Bind them with
+    /// [`bind_events`](Self::bind_events) after the statement's own parameters.
+    pub fn insert_cte(&self, first: usize) -> String {
+        Self::cte(self.schema, first)
+    }
+
+    /// Binds `events` for [`insert_cte`](Self::insert_cte), carrying the current trace
+    /// context. Commit with [`commit`](Self::commit).
+    pub fn bind_events<'q>(
+        &self,
+        query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+        events: &[OutboxEvent],
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+        let tp = crate::telemetry::current_traceparent();
+        let n = events.len();
+        query
+            .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.subject.clone()).collect::<Vec<_>>())
+            .bind(vec![self.source.to_owned(); n])
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.resource.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
+            .bind(vec![tp; n])
+            .bind(events.iter().map(|e| e.time).collect::<Vec<_>>())
     }
 
     pub fn schema(&self) -> &'static str {
@@ -190,21 +270,7 @@ impl Outbox {
         if events.is_empty() {
             return Ok(());
         }
-        let tp = crate::telemetry::current_traceparent();
-        let n = events.len();
-        sqlx::query(&self.insert_sql)
-            .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.subject.clone()).collect::<Vec<_>>())
-            .bind(vec![self.source.to_owned(); n])
-            .bind(
-                events
-                    .iter()
-                    .map(|e| e.resource.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
-            .bind(vec![tp; n])
-            .bind(events.iter().map(|e| e.time).collect::<Vec<_>>())
+        self.bind_events(sqlx::query(&self.insert_sql), events)
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -212,21 +278,44 @@ impl Outbox {
 }
 
 /// Marks every event from `from_seq` on as unpublished, so the relay sends them again.
-/// Returns how many rows will be re-sent. Consumers de-duplicate by event id.
+/// Returns how many rows will be re-sent. Consumers de-duplicate by event id. A relay
+/// that is running notices that its place moved and carries on from the new one.
 pub async fn republish_from(
     pool: &PgPool,
     schema: &str,
     from_seq: i64,
 ) -> Result<u64, sqlx::Error> {
     let s = check_schema_name(schema);
-    let done = sqlx::query(&format!(
-        "UPDATE {s}.outbox SET published_at = NULL, stream_seq = NULL WHERE seq >= $1 AND published_at IS NOT NULL"
+    // The new horizon is the oldest transaction with a row from `from_seq` on; rows
+    // above it that were published and come before `from_seq` stay published.
+    let resent: i64 = sqlx::query_scalar(&format!(
+        "WITH old AS (
+             SELECT horizon, published FROM {s}.outbox_relay FOR UPDATE
+         ), new AS (
+             SELECT LEAST(old.horizon, coalesce((SELECT min(xid) FROM {s}.outbox WHERE seq >= $1), old.horizon))
+                    AS horizon
+               FROM old
+         ), resent AS (
+             SELECT count(*) AS n FROM {s}.outbox o, old
+              WHERE o.seq >= $1 AND (o.xid < old.horizon OR o.seq = ANY (old.published))
+         ), moved AS (
+             UPDATE {s}.outbox_relay r
+                SET version = r.version + 1,
+                    horizon = new.horizon,
+                    published = ARRAY(
+                        SELECT o.seq FROM {s}.outbox o
+                         WHERE o.xid >= new.horizon AND o.seq < $1
+                           AND (o.xid < old.horizon OR o.seq = ANY (old.published))
+                         ORDER BY o.seq)
+               FROM old, new
+         )
+         SELECT n FROM resent"
     ))
     .bind(from_seq)
-    .execute(pool)
+    .fetch_one(pool)
     .await?;
     sqlx::query(&notify_sql(s)).execute(pool).await?;
-    Ok(done.rows_affected())
+    Ok(resent as u64)
 }
 
 /// The JetStream stream a service publishes into.
@@ -405,40 +494,72 @@ impl Relay {
         }
     }
 
-    /// Publishes one batch of unpublished rows in sequence order and marks them
-    /// published, all in one transaction: if anything fails, no row is marked and the
-    /// whole batch is sent again (JetStream drops the repeats by message id).
+    /// Publishes one batch of unpublished rows in sequence order, then records them as
+    /// published. If anything fails, the rows acknowledged before the failure are
+    /// still recorded (so an outage longer than JetStream's duplicate window cannot
+    /// send them twice) and the rest are sent again later.
     pub async fn publish_batch(&self) -> Result<BatchOutcome, async_nats::Error> {
         let s = self.schema;
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT seq, id, subject, source, resource, payload, traceparent, event_time
-               FROM {s}.outbox WHERE published_at IS NULL
-              ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED"
+        let place = sqlx::query(&format!(
+            "SELECT version, horizon::text::bigint AS horizon, published FROM {s}.outbox_relay"
         ))
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| format!("{s}.outbox_relay has no row; run the migrations"))?;
+        let (version, horizon, above): (i64, i64, Vec<i64>) = (
+            place.get("version"),
+            place.get("horizon"),
+            place.get("published"),
+        );
+        // The rows come with the oldest running transaction (`xmin`) from the same
+        // snapshot: every transaction older than `xmin` has finished, and its rows
+        // are among those seen here. The candidates are found through the `xid`
+        // index (normally a few rows above the horizon), never by walking the log in
+        // sequence order. Not a prepared statement: planned each time with the
+        // horizon's value, so the planner sees how few rows lie above it.
+        let rows = sqlx::query(&format!(
+            "WITH candidates AS MATERIALIZED (
+                 SELECT seq FROM {s}.outbox WHERE xid >= $1::text::xid8 AND NOT (seq = ANY ($2))
+             ), batch AS (
+                 SELECT seq FROM candidates ORDER BY seq LIMIT $3
+             )
+             SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
+                    o.seq, o.id, o.subject, o.source, o.resource, o.payload, o.traceparent, o.event_time
+               FROM (SELECT) AS one
+               LEFT JOIN (batch JOIN {s}.outbox o USING (seq)) ON true
+              ORDER BY o.seq"
+        ))
+        .persistent(false)
+        .bind(horizon)
+        .bind(&above)
         .bind(self.batch_size)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
-        if rows.is_empty() {
-            return Ok(BatchOutcome { published: 0 });
-        }
+        let xmin: i64 = rows
+            .first()
+            .map(|r| r.get("xmin"))
+            .ok_or("the outbox query returned no row")?;
         let rows: Vec<OutboxRow> = rows
-            .into_iter()
-            .map(|r| OutboxRow {
-                seq: r.get("seq"),
-                id: r.get("id"),
-                subject: r.get("subject"),
-                source: r.get("source"),
-                resource: r.get("resource"),
-                payload: r.get("payload"),
-                traceparent: r.get("traceparent"),
-                event_time: r.get("event_time"),
+            .iter()
+            .filter_map(|r| {
+                Some(OutboxRow {
+                    seq: r.get::<Option<i64>, _>("seq")?,
+                    id: r.get("id"),
+                    subject: r.get("subject"),
+                    source: r.get("source"),
+                    resource: r.get("resource"),
+                    payload: r.get("payload"),
+                    traceparent: r.get("traceparent"),
+                    event_time: r.get("event_time"),
+                })
             })
             .collect();
+        if rows.is_empty() && above.is_empty() {
+            // Nothing sent and nothing above the horizon to forget: no write.
+            return Ok(BatchOutcome { published: 0 });
+        }
 
-        // Send the whole batch, then collect acks in order. Rows acknowledged before a
-        // failure are still marked published, so an outage longer than JetStream's
-        // duplicate window cannot make them go out twice.
+        // Send the whole batch, then collect acks in order.
         let mut failure: Option<async_nats::Error> = None;
         let mut acks = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -459,7 +580,7 @@ impl Relay {
             }
         }
         let mut seqs = Vec::with_capacity(rows.len());
-        let mut stream_seqs = Vec::with_capacity(rows.len());
+        let mut last_stream_seq = None;
         for (row, ack) in rows.iter().zip(acks) {
             if failure.is_some() {
                 break;
@@ -467,20 +588,53 @@ impl Relay {
             match ack.await {
                 Ok(ack) => {
                     seqs.push(row.seq);
-                    stream_seqs.push(ack.sequence as i64);
+                    last_stream_seq = Some(ack.sequence as i64);
                 }
                 Err(e) => failure = Some(e.into()),
             }
         }
-        sqlx::query(&format!(
-            "UPDATE {s}.outbox o SET published_at = clock_timestamp(), stream_seq = u.stream_seq
-               FROM UNNEST($1::bigint[], $2::bigint[]) AS u(seq, stream_seq) WHERE o.seq = u.seq"
+
+        // The new horizon is `xmin`, or the oldest transaction with a row still
+        // unpublished below it (when the batch was full or failed part-way); the set
+        // keeps only the published rows at or above it. `version` guards against a
+        // concurrent change of place (`republish_from`): then nothing is recorded
+        // and the next batch starts from the new place.
+        let moved = sqlx::query(&format!(
+            "WITH old AS (
+                 SELECT $2::bigint[] || $3::bigint[] AS published
+             ), new AS (
+                 SELECT LEAST($4::text::xid8, (
+                            SELECT min(o.xid) FROM {s}.outbox o
+                             WHERE o.xid >= $5::text::xid8 AND o.xid < $4::text::xid8
+                               AND NOT (o.seq = ANY (old.published)))) AS horizon,
+                        old.published
+                   FROM old
+             )
+             UPDATE {s}.outbox_relay r
+                SET version = r.version + 1,
+                    horizon = new.horizon,
+                    published = ARRAY(SELECT o.seq FROM {s}.outbox o
+                                       WHERE o.seq = ANY (new.published) AND o.xid >= new.horizon
+                                       ORDER BY o.seq),
+                    last_stream_seq = coalesce($6, r.last_stream_seq),
+                    last_published_at = CASE WHEN $6 IS NULL THEN r.last_published_at ELSE clock_timestamp() END
+               FROM new WHERE r.version = $1"
         ))
+        .persistent(false)
+        .bind(version)
+        .bind(&above)
         .bind(&seqs)
-        .bind(&stream_seqs)
-        .execute(&mut *tx)
+        .bind(xmin)
+        .bind(horizon)
+        .bind(last_stream_seq)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
+        if moved.rows_affected() == 0 {
+            tracing::info!(
+                schema = s,
+                "the relay's place moved under it (a republish, or another relay); continuing from there"
+            );
+        }
         if let Some(err) = failure {
             return Err(err);
         }

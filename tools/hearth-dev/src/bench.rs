@@ -293,11 +293,10 @@ async fn measure(
 async fn drain_outbox(pool: &PgPool) -> Result<Duration> {
     let start = tokio::time::Instant::now();
     loop {
-        let waiting: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM referrals.outbox WHERE published_at IS NULL")
-                .fetch_one(pool)
-                .await
-                .context("cannot count unpublished events")?;
+        let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM referrals.outbox_pending")
+            .fetch_one(pool)
+            .await
+            .context("cannot count unpublished events")?;
         if waiting == 0 {
             return Ok(start.elapsed());
         }

@@ -137,21 +137,23 @@ impl Env {
     }
 
     pub async fn unpublished(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM t_outbox.outbox WHERE published_at IS NULL")
+        sqlx::query_scalar("SELECT count(*) FROM t_outbox.outbox_pending")
             .fetch_one(&self.pool)
             .await
             .expect("count unpublished")
     }
 
     pub async fn is_published(&self, id: Uuid) -> bool {
-        sqlx::query_scalar("SELECT published_at IS NOT NULL FROM t_outbox.outbox WHERE id = $1")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await
-            .expect("published?")
+        sqlx::query_scalar(
+            "SELECT NOT EXISTS (SELECT 1 FROM t_outbox.outbox_pending WHERE id = $1)",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await
+        .expect("published?")
     }
 
-    /// Waits until the relay has marked every committed row published.
+    /// Waits until the relay has recorded every committed row as published.
     pub async fn all_published(&self, within: Duration) {
         eventually("every outbox row published", within, || async move {
             self.unpublished().await == 0

@@ -24,11 +24,10 @@ async fn referrals_made_while_nats_is_down_are_all_published_once_it_returns() {
             .expect("writes do not need NATS");
         made.insert(r.into_inner().referral.unwrap().name);
     }
-    let unpublished: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM referrals.outbox WHERE published_at IS NULL")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM referrals.outbox_pending")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(unpublished, 200, "held in the outbox while NATS is down");
 
     app.nats.restart().unwrap();
@@ -78,12 +77,24 @@ async fn events_about_one_referral_arrive_in_the_order_they_happened() {
     ));
     want.push("hearth.referrals.v1.referral.accepted".to_owned());
     assert_eq!(types, want);
-    // The outbox keeps every event as the service's log, each marked published.
-    let published: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM referrals.outbox WHERE published_at IS NOT NULL")
+    // The outbox keeps every event as the service's log, and the relay records each
+    // as published (just after JetStream acknowledged it).
+    let logged: i64 = sqlx::query_scalar("SELECT count(*) FROM referrals.outbox")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(logged, 7);
+    let mut pending: i64 = -1;
+    for _ in 0..100 {
+        pending = sqlx::query_scalar("SELECT count(*) FROM referrals.outbox_pending")
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    assert_eq!(published, 7);
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pending, 0);
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
