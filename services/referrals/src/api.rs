@@ -172,7 +172,6 @@ impl ReferralsApi {
             method,
             hash,
             referral_id,
-            &[],
         )
         .await?
         {
@@ -814,21 +813,20 @@ impl ReferralsApi {
         };
 
         // Family linking below: a child already known in the area brings the referral
-        // into that family instead of creating a duplicate. The identity locks are taken
-        // with the request-id claim, in one round trip.
+        // into that family instead of creating a duplicate. The request-id claim, the
+        // identity locks and the lookups under them are one round trip.
         let lock_keys = store::identity_keys(&r.receiving_area, &r);
         let mut tx = self.pool.begin().await?;
-        match store::claim_request(
+        let (claim, found) = store::claim_and_match(
             &mut tx,
             &caller.organisation,
             request_id,
-            "CreateReferral",
             &hash,
-            r.id,
+            &r,
             &lock_keys,
         )
-        .await?
-        {
+        .await?;
+        match claim {
             Claim::New => {}
             Claim::Conflict => return Err(Error::RequestIdReused),
             Claim::Replay(id) => {
@@ -849,11 +847,8 @@ impl ReferralsApi {
             .collect();
         let mut linked: Option<(Uuid, pb::LinkMatch)> = None;
         let mut matched = Vec::new();
-        let area = r.receiving_area.clone();
-        let postcode = r.postcode.clone();
-        for child in r.children.iter_mut() {
-            let Some(known) = store::find_known_child(&mut tx, &area, child, &postcode).await?
-            else {
+        for (child, known) in r.children.iter_mut().zip(found.children) {
+            let Some(known) = known else {
                 continue;
             };
             let family = linked.get_or_insert((known.family_id, known.how)).0;
@@ -868,10 +863,10 @@ impl ReferralsApi {
         if let Some((family, _)) = linked {
             r.family_id = family;
             r.linked_existing = true;
-            let known_adults = store::family_adults(&mut tx, family).await?;
             for adult in r.adults.iter_mut() {
                 let key = store::name_key(&adult.given_name, &adult.family_name);
-                if let Some((id, _, _)) = known_adults
+                if let Some((id, _, _)) = found
+                    .adults
                     .iter()
                     .find(|(_, k, role)| *k == key && role == adult.role.as_str_name())
                 {
@@ -880,12 +875,19 @@ impl ReferralsApi {
                 }
             }
         }
-        store::insert_referral(&mut tx, &r, linked.is_none(), &new_members).await?;
         let mut out = vec![events::received(&r)];
         if let Some((_, how)) = linked {
             out.push(events::family_linked(&r, &matched, how));
         }
-        self.outbox.write(&mut tx, &out).await?;
+        store::insert_referral(
+            &mut tx,
+            &self.outbox,
+            &r,
+            linked.is_none(),
+            &new_members,
+            &out,
+        )
+        .await?;
         self.outbox.commit(tx).await?;
         tracing::info!(referral_id = %r.id, linked = r.linked_existing, "referral received");
         Ok(convert::referral(&r, true))

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use hearth_platform::outbox::{Outbox, OutboxEvent};
 use hearth_proto::referrals::LinkMatch;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -67,10 +68,8 @@ pub enum Claim {
     Conflict,
 }
 
-/// Claims `(organisation, request_id)` for this call and, in the same statement, takes
-/// the transaction-scoped advisory locks named by `lock_keys` (see [`identity_keys`]).
-/// Concurrent claims of one id wait for the first to commit (the primary key), then see
-/// it as a replay. Locks are taken in sorted order, after the claim.
+/// Claims `(organisation, request_id)` for this call. Concurrent claims of one id
+/// wait for the first to commit (the primary key), then see it as a replay.
 pub async fn claim_request(
     conn: &mut PgConnection,
     org: &str,
@@ -78,32 +77,20 @@ pub async fn claim_request(
     method: &str,
     hash: &[u8],
     referral_id: Uuid,
-    lock_keys: &[String],
 ) -> Result<Claim, sqlx::Error> {
-    // One round trip for both. The locks must come before any lookup they protect,
-    // which runs as a later statement with a fresh snapshot. The `count(*) >= 0` is
-    // always true: it is there to make Postgres evaluate `locks`, which it would skip
-    // if nothing read it.
-    let inserted: bool = sqlx::query_scalar(
-        "WITH claim AS (
-             INSERT INTO referrals.requests (organisation, request_id, method, request_hash, referral_id)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1
-         ), locks AS (
-             SELECT pg_advisory_xact_lock(hashtextextended(k, 0))
-               FROM unnest($6::text[]) AS k
-              WHERE EXISTS (SELECT 1 FROM claim)
-              ORDER BY k
-         )
-         SELECT EXISTS (SELECT 1 FROM claim) AND (SELECT count(*) FROM locks) >= 0",
+    let inserted = sqlx::query(
+        "INSERT INTO referrals.requests (organisation, request_id, method, request_hash, referral_id)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
     )
     .bind(org)
     .bind(request_id)
     .bind(method)
     .bind(hash)
     .bind(referral_id)
-    .bind(lock_keys)
-    .fetch_one(&mut *conn)
-    .await?;
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
     if inserted {
         return Ok(Claim::New);
     }
@@ -114,13 +101,17 @@ pub async fn claim_request(
     .bind(request_id)
     .fetch_one(&mut *conn)
     .await?;
-    let same =
-        row.get::<String, _>("method") == method && row.get::<Vec<u8>, _>("request_hash") == hash;
-    Ok(if same {
-        Claim::Replay(row.get("referral_id"))
-    } else {
-        Claim::Conflict
-    })
+    Ok(earlier_claim(&row, method, hash))
+}
+
+/// What an earlier claim of the same request id means for this call.
+fn earlier_claim(row: &PgRow, method: &str, hash: &[u8]) -> Claim {
+    let same = row.get::<Option<String>, _>("method").as_deref() == Some(method)
+        && row.get::<Option<Vec<u8>>, _>("request_hash").as_deref() == Some(hash);
+    match row.get::<Option<Uuid>, _>("referral_id") {
+        Some(id) if same => Claim::Replay(id),
+        _ => Claim::Conflict,
+    }
 }
 
 /// The key a child is matched on, lower-cased: `given|family`.
@@ -134,7 +125,7 @@ pub fn name_key(given: &str, family: &str) -> String {
 
 /// The advisory-lock keys that serialise concurrent referrals which could match the
 /// same child, so two referrals for one new child cannot create two families. Sorted
-/// and without repeats; passed to [`claim_request`].
+/// and without repeats; passed to [`claim_and_match`].
 pub fn identity_keys(area: &str, r: &Referral) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
     for c in &r.children {
@@ -162,76 +153,93 @@ pub struct Known {
     pub how: LinkMatch,
 }
 
-/// The earliest-known member matching `child` in the area: by NHS number first, else
-/// by name, date of birth and postcode. One round trip.
-pub async fn find_known_child(
-    conn: &mut PgConnection,
-    area: &str,
-    child: &Child,
-    postcode: &str,
-) -> Result<Option<Known>, sqlx::Error> {
-    if child.nhs_number.is_none() && child.date_of_birth.is_none() {
-        return Ok(None);
-    }
-    let row = sqlx::query(
-        "SELECT id, family_id, coalesce(nhs_number = $2, false) AS by_nhs
-           FROM referrals.family_members
-          WHERE receiving_area = $1
-            AND (nhs_number = $2
-                 OR (kind = 'child' AND name_key = $3 AND date_of_birth = $4 AND postcode = $5
-                     -- two different NHS numbers are two different children
-                     AND (nhs_number IS NULL OR $2::text IS NULL)))
-          ORDER BY by_nhs DESC, created_at, id
-          LIMIT 1",
-    )
-    .bind(area)
-    .bind(&child.nhs_number)
-    .bind(name_key(&child.given_name, &child.family_name))
-    .bind(child.date_of_birth)
-    .bind(postcode)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(|row| Known {
-        member_id: row.get("id"),
-        family_id: row.get("family_id"),
-        how: if row.get("by_nhs") {
-            LinkMatch::NhsNumber
-        } else {
-            LinkMatch::NameDateOfBirthPostcode
-        },
-    }))
+/// What [`claim_and_match`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matches {
+    /// Per child of the referral, in order: the member already known, if any.
+    pub children: Vec<Option<Known>>,
+    /// The adults of the first matched child's family: `(member id, name key, role)`.
+    pub adults: Vec<(Uuid, String, String)>,
 }
 
-/// The adults already in a family: `(member id, name key, role)`.
-pub async fn family_adults(
+/// CreateReferral's first step, one round trip (the `referrals.claim_and_match`
+/// function): claims the request id; if it is new, takes the advisory locks named by
+/// `lock_keys` (see [`identity_keys`]) and then, under them, finds the children already
+/// known in the area (by NHS number first, else by name, date of birth and postcode)
+/// and the adults of the first matched child's family.
+pub async fn claim_and_match(
     conn: &mut PgConnection,
-    family_id: Uuid,
-) -> Result<Vec<(Uuid, String, String)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT id, name_key, role FROM referrals.family_members WHERE family_id = $1 AND kind = 'adult'")
-        .bind(family_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            (
-                r.get("id"),
-                r.get("name_key"),
-                r.get::<Option<String>, _>("role").unwrap_or_default(),
-            )
-        })
-        .collect())
+    org: &str,
+    request_id: Uuid,
+    hash: &[u8],
+    r: &Referral,
+    lock_keys: &[String],
+) -> Result<(Claim, Matches), sqlx::Error> {
+    const METHOD: &str = "CreateReferral";
+    let rows = sqlx::query(
+        "SELECT what, child, member_id, family_id, by_nhs, name_key, role, method, request_hash, referral_id
+           FROM referrals.claim_and_match($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(org)
+    .bind(request_id)
+    .bind(METHOD)
+    .bind(hash)
+    .bind(r.id)
+    .bind(lock_keys)
+    .bind(&r.receiving_area)
+    .bind(&r.postcode)
+    .bind(r.children.iter().map(|c| c.nhs_number.as_deref()).collect::<Vec<_>>())
+    .bind(
+        r.children
+            .iter()
+            .map(|c| name_key(&c.given_name, &c.family_name))
+            .collect::<Vec<_>>(),
+    )
+    .bind(r.children.iter().map(|c| c.date_of_birth).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut matches = Matches {
+        children: vec![None; r.children.len()],
+        adults: Vec::new(),
+    };
+    for row in &rows {
+        match row.get::<&str, _>("what") {
+            "claimed" => return Ok((earlier_claim(row, METHOD, hash), matches)),
+            "child" => {
+                let at = row.get::<i32, _>("child") as usize;
+                if let Some(slot) = at.checked_sub(1).and_then(|i| matches.children.get_mut(i)) {
+                    *slot = Some(Known {
+                        member_id: row.get("member_id"),
+                        family_id: row.get("family_id"),
+                        how: if row.get("by_nhs") {
+                            LinkMatch::NhsNumber
+                        } else {
+                            LinkMatch::NameDateOfBirthPostcode
+                        },
+                    });
+                }
+            }
+            _ => matches.adults.push((
+                row.get("member_id"),
+                row.get("name_key"),
+                row.get::<Option<String>, _>("role").unwrap_or_default(),
+            )),
+        }
+    }
+    Ok((Claim::New, matches))
 }
 
 /// Inserts a referral in one statement: the family when `new_family`, the members
 /// whose ids are in `new_members` (the rest already belong to the family), the
-/// referral, which members it names, and its consents. One round trip however large
-/// the family; foreign keys are checked at the end of the statement.
+/// referral, which members it names, its consents and its `events`. One round trip
+/// however large the family; foreign keys are checked at the end of the statement.
 pub async fn insert_referral(
     conn: &mut PgConnection,
+    outbox: &Outbox,
     r: &Referral,
     new_family: bool,
     new_members: &HashSet<Uuid>,
+    events: &[OutboxEvent],
 ) -> Result<(), sqlx::Error> {
     struct Member<'a> {
         id: Uuid,
@@ -271,7 +279,7 @@ pub async fn insert_referral(
     });
     let all: Vec<Member> = children.chain(adults).collect();
     let o = r.order.as_ref();
-    sqlx::query(
+    let sql = format!(
         "WITH family AS (
              INSERT INTO referrals.families (id, receiving_area, created_at)
              SELECT $9, $2, $30 WHERE $37
@@ -300,62 +308,91 @@ pub async fn insert_referral(
                (referral_id, member_id, position, kind, given_name, family_name, date_of_birth, due_date,
                 nhs_number, ethnicity, role, phone)
              SELECT $1, id, position, kind, given, family, dob, due, nhs, ethnicity, role, phone FROM people
-         )
-         INSERT INTO referrals.consents (id, referral_id, given_by, given_by_role, given_at, scopes)
-         SELECT c.id, $1, c.given_by, c.role, c.given_at, string_to_array(c.scopes, ',')
-           FROM unnest($32::uuid[], $33::text[], $34::text[], $35::timestamptz[], $36::text[])
-                AS c(id, given_by, role, given_at, scopes)",
-    )
-    .bind(r.id) // $1
-    .bind(&r.receiving_area)
-    .bind(&r.referring_org)
-    .bind(&r.created_by)
-    .bind(&r.referrer.name) // $5
-    .bind(&r.referrer.job_title)
-    .bind(&r.referrer.contact)
-    .bind(r.source.to_db())
-    .bind(r.family_id)
-    .bind(r.linked_existing) // $10
-    .bind(names(&r.reasons))
-    .bind(&r.description)
-    .bind(r.urgency.to_db())
-    .bind(r.safeguarding)
-    .bind(&r.access.language) // $15
-    .bind(r.access.interpreter)
-    .bind(&r.access.accessibility)
-    .bind(r.access.creche)
-    .bind(r.access.transport)
-    .bind(names(&r.access.preferred_times)) // $20
-    .bind(&r.postcode)
-    .bind(r.route.to_db())
-    .bind(o.map(|o| o.court.clone()))
-    .bind(o.map(|o| o.made))
-    .bind(o.map(|o| o.expires)) // $25
-    .bind(o.map(|o| o.officer_org.clone()))
-    .bind(o.map(|o| o.officer_service.to_db()))
-    .bind(o.map(|o| o.officer_name.clone()))
-    .bind(r.state.to_db())
-    .bind(r.received_at) // $30
-    .bind(all.iter().map(|m| new_members.contains(&m.id)).collect::<Vec<_>>()) // $31
-    .bind(r.consents.iter().map(|c| c.id).collect::<Vec<_>>())
-    .bind(r.consents.iter().map(|c| c.given_by.clone()).collect::<Vec<_>>())
-    .bind(r.consents.iter().map(|c| c.given_by_role.to_db()).collect::<Vec<_>>()) // $35
-    .bind(r.consents.iter().map(|c| c.given_at).collect::<Vec<_>>())
-    .bind(r.consents.iter().map(|c| names(&c.scopes).join(",")).collect::<Vec<_>>())
-    .bind(new_family)
-    .bind(all.iter().map(|m| m.id).collect::<Vec<_>>()) // $39
-    .bind(all.iter().map(|m| m.kind).collect::<Vec<_>>()) // $40
-    .bind(all.iter().map(|m| m.given).collect::<Vec<_>>())
-    .bind(all.iter().map(|m| m.family).collect::<Vec<_>>())
-    .bind(all.iter().map(|m| name_key(m.given, m.family)).collect::<Vec<_>>())
-    .bind(all.iter().map(|m| m.dob).collect::<Vec<_>>())
-    .bind(all.iter().map(|m| m.due).collect::<Vec<_>>()) // $45
-    .bind(all.iter().map(|m| m.nhs).collect::<Vec<_>>())
-    .bind(all.iter().map(|m| m.ethnicity).collect::<Vec<_>>())
-    .bind(all.iter().map(|m| m.role).collect::<Vec<_>>())
-    .bind(all.iter().map(|m| m.phone).collect::<Vec<_>>()) // $49
-    .execute(&mut *conn)
-    .await?;
+         ), consented AS (
+             INSERT INTO referrals.consents (id, referral_id, given_by, given_by_role, given_at, scopes)
+             SELECT c.id, $1, c.given_by, c.role, c.given_at, string_to_array(c.scopes, ',')
+               FROM unnest($32::uuid[], $33::text[], $34::text[], $35::timestamptz[], $36::text[])
+                    AS c(id, given_by, role, given_at, scopes)
+         ), {}
+         SELECT",
+        outbox.insert_cte(49) // after the statement's own 48 parameters
+    );
+    let query = sqlx::query(&sql)
+        .bind(r.id) // $1
+        .bind(&r.receiving_area)
+        .bind(&r.referring_org)
+        .bind(&r.created_by)
+        .bind(&r.referrer.name) // $5
+        .bind(&r.referrer.job_title)
+        .bind(&r.referrer.contact)
+        .bind(r.source.to_db())
+        .bind(r.family_id)
+        .bind(r.linked_existing) // $10
+        .bind(names(&r.reasons))
+        .bind(&r.description)
+        .bind(r.urgency.to_db())
+        .bind(r.safeguarding)
+        .bind(&r.access.language) // $15
+        .bind(r.access.interpreter)
+        .bind(&r.access.accessibility)
+        .bind(r.access.creche)
+        .bind(r.access.transport)
+        .bind(names(&r.access.preferred_times)) // $20
+        .bind(&r.postcode)
+        .bind(r.route.to_db())
+        .bind(o.map(|o| o.court.clone()))
+        .bind(o.map(|o| o.made))
+        .bind(o.map(|o| o.expires)) // $25
+        .bind(o.map(|o| o.officer_org.clone()))
+        .bind(o.map(|o| o.officer_service.to_db()))
+        .bind(o.map(|o| o.officer_name.clone()))
+        .bind(r.state.to_db())
+        .bind(r.received_at) // $30
+        .bind(
+            all.iter()
+                .map(|m| new_members.contains(&m.id))
+                .collect::<Vec<_>>(),
+        )
+        .bind(r.consents.iter().map(|c| c.id).collect::<Vec<_>>())
+        .bind(
+            r.consents
+                .iter()
+                .map(|c| c.given_by.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            r.consents
+                .iter()
+                .map(|c| c.given_by_role.to_db())
+                .collect::<Vec<_>>(),
+        )
+        .bind(r.consents.iter().map(|c| c.given_at).collect::<Vec<_>>()) // $35
+        .bind(
+            r.consents
+                .iter()
+                .map(|c| names(&c.scopes).join(","))
+                .collect::<Vec<_>>(),
+        )
+        .bind(new_family)
+        .bind(all.iter().map(|m| m.id).collect::<Vec<_>>())
+        .bind(all.iter().map(|m| m.kind).collect::<Vec<_>>())
+        .bind(all.iter().map(|m| m.given).collect::<Vec<_>>()) // $40
+        .bind(all.iter().map(|m| m.family).collect::<Vec<_>>())
+        .bind(
+            all.iter()
+                .map(|m| name_key(m.given, m.family))
+                .collect::<Vec<_>>(),
+        )
+        .bind(all.iter().map(|m| m.dob).collect::<Vec<_>>())
+        .bind(all.iter().map(|m| m.due).collect::<Vec<_>>())
+        .bind(all.iter().map(|m| m.nhs).collect::<Vec<_>>()) // $45
+        .bind(all.iter().map(|m| m.ethnicity).collect::<Vec<_>>())
+        .bind(all.iter().map(|m| m.role).collect::<Vec<_>>())
+        .bind(all.iter().map(|m| m.phone).collect::<Vec<_>>()); // $48
+    outbox
+        .bind_events(query, events)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
