@@ -12,6 +12,11 @@ use hearth_platform::{db, outbox, server, telemetry};
 use referrals::{DEFAULT_PORT, MIGRATOR, store};
 use tokio_util::sync::CancellationToken;
 
+// glibc's allocator cost the service a measurable share of its CPU under load (see
+// docs/BENCHMARKS.md); `hearth-dev bench`, which hosts the service, uses the same.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

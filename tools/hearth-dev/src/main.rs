@@ -9,6 +9,11 @@
 //! This file only parses the command line and dispatches; each subcommand lives in
 //! its own module (`run`, `keys`, `bench`).
 
+// The allocator the referrals binary uses, so the in-process service is measured as
+// deployed.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod args;
 mod banner;
 mod bench;
