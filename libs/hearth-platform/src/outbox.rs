@@ -96,14 +96,21 @@ pub fn schema_sql(schema: &str) -> Vec<String> {
             )"
         ),
         // An outbox from before the relay kept a horizon marked each row published.
-        // Its rows take the upgrading transaction's id and are sent once more;
-        // consumers de-duplicate by event id.
+        // Rows it had published get transaction id 0, below every horizon; those it
+        // had not get this (upgrading) transaction's id, so they are still sent.
         format!(
-            "ALTER TABLE {s}.outbox ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id()"
-        ),
-        format!("DROP INDEX IF EXISTS {s}.outbox_unpublished"),
-        format!(
-            "ALTER TABLE {s}.outbox DROP COLUMN IF EXISTS published_at, DROP COLUMN IF EXISTS stream_seq"
+            "DO $$
+             BEGIN
+                 IF EXISTS (SELECT 1 FROM information_schema.columns
+                             WHERE table_schema = '{s}' AND table_name = 'outbox'
+                               AND column_name = 'published_at') THEN
+                     ALTER TABLE {s}.outbox ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT '0';
+                     ALTER TABLE {s}.outbox ALTER COLUMN xid SET DEFAULT pg_current_xact_id();
+                     UPDATE {s}.outbox SET xid = pg_current_xact_id() WHERE published_at IS NULL;
+                     DROP INDEX IF EXISTS {s}.outbox_unpublished;
+                     ALTER TABLE {s}.outbox DROP COLUMN published_at, DROP COLUMN stream_seq;
+                 END IF;
+             END $$"
         ),
         format!("CREATE INDEX IF NOT EXISTS outbox_xid ON {s}.outbox (xid)"),
         // Where the relay has got to: every row whose transaction is older than
@@ -112,7 +119,7 @@ pub fn schema_sql(schema: &str) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS {s}.outbox_relay (
                 singleton         boolean PRIMARY KEY DEFAULT true CHECK (singleton),
                 version           bigint NOT NULL DEFAULT 0,
-                horizon           xid8 NOT NULL DEFAULT '0',
+                horizon           xid8 NOT NULL DEFAULT '1',
                 published         bigint[] NOT NULL DEFAULT '{{}}',
                 last_stream_seq   bigint,
                 last_published_at timestamptz
@@ -218,7 +225,9 @@ impl Outbox {
     /// For a service that writes its change and its events in one statement (one
     /// round trip fewer): the common table expression `outbox_rows AS (INSERT …)`,
     /// using parameters `$first` to `$first + 6`. Bind them with
-    /// [`bind_events`](Self::bind_events) after the statement's own parameters.
+    /// [`bind_events`](Self::bind_events) after the statement's own parameters. The
+    /// parts of one statement run in no defined order, so any lock that orders the
+    /// events (the aggregate's row) must be taken by an earlier statement.
     pub fn insert_cte(&self, first: usize) -> String {
         Self::cte(self.schema, first)
     }
@@ -501,7 +510,9 @@ impl Relay {
     pub async fn publish_batch(&self) -> Result<BatchOutcome, async_nats::Error> {
         let s = self.schema;
         let place = sqlx::query(&format!(
-            "SELECT version, horizon::text::bigint AS horizon, published FROM {s}.outbox_relay"
+            "SELECT version, horizon::text::bigint AS horizon, published,
+                    horizon > pg_snapshot_xmax(pg_current_snapshot()) AS ahead
+               FROM {s}.outbox_relay"
         ))
         .fetch_optional(&self.pool)
         .await?
@@ -511,6 +522,25 @@ impl Relay {
             place.get("horizon"),
             place.get("published"),
         );
+        if place.get::<bool, _>("ahead") {
+            // Transaction ids the server has not issued yet: the database was moved
+            // by dump and restore or logical replication, which start ids afresh.
+            // Trusting the horizon would hide every new row, so start again from the
+            // beginning of the log (consumers de-duplicate by event id).
+            tracing::error!(
+                schema = s,
+                "the relay's horizon is ahead of the server's transaction ids (was the \
+                 database restored?); publishing the whole outbox again"
+            );
+            sqlx::query(&format!(
+                "UPDATE {s}.outbox_relay SET version = version + 1, horizon = '1', published = '{{}}'
+                  WHERE version = $1"
+            ))
+            .bind(version)
+            .execute(&self.pool)
+            .await?;
+            return Ok(BatchOutcome { published: 0 });
+        }
         // The rows come with the oldest running transaction (`xmin`) from the same
         // snapshot: every transaction older than `xmin` has finished, and its rows
         // are among those seen here. The candidates are found through the `xid`
@@ -579,18 +609,20 @@ impl Relay {
                 }
             }
         }
+        // Every row sent before a failed send has its ack awaited too: those that
+        // JetStream stored are recorded. The first refused ack ends the prefix.
         let mut seqs = Vec::with_capacity(rows.len());
         let mut last_stream_seq = None;
         for (row, ack) in rows.iter().zip(acks) {
-            if failure.is_some() {
-                break;
-            }
             match ack.await {
                 Ok(ack) => {
                     seqs.push(row.seq);
                     last_stream_seq = Some(ack.sequence as i64);
                 }
-                Err(e) => failure = Some(e.into()),
+                Err(e) => {
+                    failure.get_or_insert(e.into());
+                    break;
+                }
             }
         }
 
@@ -602,7 +634,7 @@ impl Relay {
         let moved = sqlx::query(&format!(
             "WITH old AS (
                  SELECT $2::bigint[] || $3::bigint[] AS published
-             ), new AS (
+             ), new AS MATERIALIZED (
                  SELECT LEAST($4::text::xid8, (
                             SELECT min(o.xid) FROM {s}.outbox o
                              WHERE o.xid >= $5::text::xid8 AND o.xid < $4::text::xid8

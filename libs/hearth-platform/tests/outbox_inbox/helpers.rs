@@ -85,6 +85,12 @@ pub fn stream_spec() -> StreamSpec {
 }
 
 impl Env {
+    /// Applies the platform tables and the test migrations to the producer's schema
+    /// again (as a new release starting would).
+    pub async fn migrate_again(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        db::migrate(&self.pool, SCHEMA, &MIGRATOR).await
+    }
+
     pub fn relay(&self) -> Relay {
         Relay::new(self.pool.clone(), self.js.clone(), SCHEMA, stream_spec()).poll_interval(POLL)
     }

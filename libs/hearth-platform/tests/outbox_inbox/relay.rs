@@ -254,10 +254,26 @@ async fn republish_from_refills_a_stream_that_lost_its_data() -> TestResult {
 async fn once_caught_up_the_relay_keeps_only_its_horizon() -> TestResult {
     let env = setup().await;
     let relay = Running::relay(env.relay().batch_size(4));
+    // An open transaction holds the horizon back: what commits meanwhile is sent,
+    // and remembered above the horizon so that it is not sent again.
+    let mut open = env.pool.begin().await?;
+    let held = env.write(&mut open, "items/h", &["held"]).await?[0].id;
     env.commit_each("items/h", &notes("h", 10)).await?;
     env.all_published(WAIT).await;
-    // With nothing in flight, the horizon passes every row written and the numbers
-    // kept above it are forgotten: the relay's place does not grow with the log.
+    let above = || {
+        sqlx::query_scalar::<_, i32>("SELECT cardinality(published) FROM t_outbox.outbox_relay")
+            .fetch_one(&env.pool)
+    };
+    assert!(above().await? >= 10, "kept above the horizon");
+    for _ in 0..3 {
+        tokio::time::sleep(POLL).await;
+        assert_eq!(env.unpublished().await, 0, "nothing forgotten while held");
+    }
+    assert_eq!(env.stream_count().await?, 10);
+
+    // Once it commits, the horizon passes every row written and the numbers kept
+    // above it are forgotten: the relay's place does not grow with the log.
+    env.outbox.commit(open).await?;
     let pool = &env.pool;
     eventually("the horizon passed every row", WAIT, || async move {
         sqlx::query_scalar::<_, bool>(
@@ -269,11 +285,76 @@ async fn once_caught_up_the_relay_keeps_only_its_horizon() -> TestResult {
         .unwrap_or(false)
     })
     .await;
-    // And a row written after that is still found and sent.
     let later = env.commit("items/h", &["later"]).await?[0].id;
     env.all_published(WAIT).await;
-    assert_eq!(env.stream_count().await?, 11);
-    assert_eq!(ce_ids(&env.read_stream().await?).last(), Some(&later));
+    let ids = ce_ids(&env.read_stream().await?);
+    assert_eq!(ids.len(), 12, "every event once");
+    assert_eq!(&ids[10..], &[held, later]);
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_from_before_the_horizon_sends_only_what_it_had_not_sent() -> TestResult {
+    let env = setup().await;
+    // The outbox as the earlier relay, which marked each row, left it: one event
+    // sent and marked, one written but not yet sent.
+    sqlx::raw_sql(
+        "DROP VIEW t_outbox.outbox_pending;
+         DROP TABLE t_outbox.outbox_relay;
+         DROP TABLE t_outbox.outbox;
+         CREATE TABLE t_outbox.outbox (
+             seq bigserial PRIMARY KEY, id uuid NOT NULL, subject text NOT NULL,
+             source text NOT NULL, resource text NOT NULL, payload bytea NOT NULL,
+             traceparent text, event_time timestamptz NOT NULL,
+             created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+             published_at timestamptz, stream_seq bigint);
+         CREATE INDEX outbox_unpublished ON t_outbox.outbox (seq) WHERE published_at IS NULL;
+         INSERT INTO t_outbox.outbox (id, subject, source, resource, payload, event_time, published_at, stream_seq)
+         VALUES (gen_random_uuid(), 'hearth.items.v1.item.created', '//hearth/items', 'items/u',
+                 'sent before', now(), now(), 1),
+                (gen_random_uuid(), 'hearth.items.v1.item.created', '//hearth/items', 'items/u',
+                 'not yet sent', now(), NULL, NULL);",
+    )
+    .execute(&env.pool)
+    .await?;
+
+    env.migrate_again().await?;
+    let pending: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT payload FROM t_outbox.outbox_pending ORDER BY seq")
+            .fetch_all(&env.pool)
+            .await?;
+    assert_eq!(pending, vec![b"not yet sent".to_vec()]);
+
+    let relay = Running::relay(env.relay());
+    env.all_published(WAIT).await;
+    let msgs = env.read_stream().await?;
+    assert_eq!(msgs.len(), 1, "the event marked sent is not sent again");
+    assert_eq!(msgs[0].payload.as_ref(), b"not yet sent");
+    // New events still go out after the upgrade.
+    env.commit("items/u", &["after the upgrade"]).await?;
+    env.all_published(WAIT).await;
+    assert_eq!(env.stream_count().await?, 2);
+    relay.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_horizon_ahead_of_the_server_is_not_trusted() -> TestResult {
+    let env = setup().await;
+    let written = env.commit("items/z", &["written before a restore"]).await?[0].id;
+    // As after a dump and restore: the relay's place names transaction ids this
+    // server has not issued, so every row looks published.
+    sqlx::query("UPDATE t_outbox.outbox_relay SET horizon = '900000000000'")
+        .execute(&env.pool)
+        .await?;
+    let relay = Running::relay(env.relay());
+    let envr = &env;
+    eventually("the row sent after all", WAIT, || async move {
+        envr.stream_count().await.is_ok_and(|n| n == 1)
+    })
+    .await;
+    assert_eq!(ce_ids(&env.read_stream().await?), vec![written]);
     relay.stop().await;
     Ok(())
 }
