@@ -79,7 +79,7 @@ fn find_pgbench(pg: &PgServer) -> Result<PathBuf> {
 }
 
 /// Creates the baseline database with the service's DDL (its migrations, so the
-/// columns, indexes and the outbox's NOTIFY trigger match), minus the foreign key
+/// columns and indexes match), minus the foreign key
 /// from referrals to families, and writes the script into `dir`.
 pub async fn prepare(pg: &PgServer, dir: &Path) -> Result<Baseline> {
     let bin = find_pgbench(pg)?;
