@@ -3,7 +3,7 @@
 //!
 //! Starts a private durable Postgres (fsync on) and NATS, runs the referrals service
 //! in this process, then per concurrency level runs a closed loop of CreateReferral
-//! calls and `pgbench` inserting the same rows by hand; then an open loop at half the
+//! calls and `pgbench` inserting the same rows by hand, taking turns; then an open loop at half the
 //! best rate, timing the events' arrival on NATS. Prints a Markdown report with PASS or
 //! MISS against the targets. Load generation lives in `load`, the baseline in
 //! `pgbench`.
@@ -39,6 +39,10 @@ pub struct BenchOptions {
 const DEFAULT_SECONDS: u64 = 10;
 const DEFAULT_CONCURRENCY: [usize; 5] = [1, 4, 16, 32, 64];
 const WARMUP: Duration = Duration::from_secs(2);
+/// Turns the service and pgbench take at each concurrency level.
+const SLICES: u64 = 2;
+/// Warm-up before each later slice of the service's turn.
+const SLICE_WARMUP: Duration = Duration::from_millis(500);
 /// `HEARTH_DATABASE_MAX_CONNECTIONS` for the service under test.
 const POOL_SIZE: u32 = 32;
 /// HTTP/2 connections the callers share.
@@ -235,17 +239,38 @@ async fn measure(
         .context("cannot connect to the service's database")?;
     let families = Families::default();
 
+    // The service and pgbench take turns in slices, so that both meet the same
+    // moments of a shared machine: measured one after the other, the ratio moved by
+    // ±10 points between runs of the same code.
+    let (slices, slice_seconds) = slicing(opts);
+    let slice = Duration::from_secs(slice_seconds);
     let mut levels = Vec::new();
     for &c in &opts.concurrency {
-        drain_outbox(&observer).await?;
-        eprintln!("bench: {c} callers: CreateReferral for {}s…", opts.seconds);
-        let service = load::closed_loop(&clients, auth, &families, c, WARMUP, window).await?;
-        let catch_up = drain_outbox(&observer).await?;
-        eprintln!(
-            "bench: {c} callers: pgbench ({})…",
-            baseline.command_line(c, opts.seconds)
-        );
-        let raw = baseline.run(c, opts.seconds).await?;
+        let mut service: Option<Stats> = None;
+        let mut raw_runs = Vec::new();
+        let mut catch_up = Duration::ZERO;
+        for i in 0..slices {
+            drain_outbox(&observer).await?;
+            eprintln!(
+                "bench: {c} callers, slice {}/{slices}: CreateReferral for {slice_seconds}s…",
+                i + 1
+            );
+            let warmup = if i == 0 { WARMUP } else { SLICE_WARMUP };
+            let part = load::closed_loop(&clients, auth, &families, c, warmup, slice).await?;
+            match &mut service {
+                None => service = Some(part),
+                Some(total) => total.append(&part)?,
+            }
+            catch_up = catch_up.max(drain_outbox(&observer).await?);
+            eprintln!(
+                "bench: {c} callers, slice {}/{slices}: pgbench ({})…",
+                i + 1,
+                baseline.command_line(c, slice_seconds)
+            );
+            raw_runs.push(baseline.run(c, slice_seconds).await?);
+        }
+        let service = service.expect("at least one slice");
+        let raw = RawResult::mean(&raw_runs);
         eprintln!(
             "bench: {c} callers: service {:.0} req/s (p99 {:.1} ms, {} errors), raw {:.0} tps",
             service.rate(),
@@ -287,6 +312,12 @@ async fn measure(
     observer.close().await;
     let nats_version = nats_version(&nats.url()).await;
     Ok(report(opts, &levels, &half, &pg_version, &nats_version))
+}
+
+/// How many turns each side takes at a level, and how long each lasts (seconds).
+fn slicing(opts: &BenchOptions) -> (u64, u64) {
+    let slices = SLICES.min(opts.seconds.max(1));
+    (slices, (opts.seconds / slices).max(1))
 }
 
 /// Waits until the relay has published every outbox row; returns how long that took.
@@ -455,15 +486,18 @@ fn report(
     let _ = writeln!(
         w,
         "- Service: referrals in the bench process (database pool {POOL_SIZE}, no load \
-         shedding); callers in the same process over {CHANNELS} HTTP/2 connections. \
-         Service, callers, Postgres and NATS share the CPUs."
+         shedding, no log output); callers in the same process over {CHANNELS} HTTP/2 \
+         connections. Service, callers, Postgres and NATS share the CPUs."
     );
+    let (slices, slice_seconds) = slicing(opts);
     let _ = writeln!(
         w,
         "- Each call creates a referral for a new family (distinct NHS number; one child, \
-         one adult, one consent). {}s warm-up per level, then {}s measured.\n",
+         one adult, one consent). At each level the service and pgbench take turns, \
+         {slices} of {slice_seconds}s each; the service's first turn has {}s of warm-up \
+         and the others {}ms.\n",
         WARMUP.as_secs(),
-        opts.seconds
+        SLICE_WARMUP.as_millis()
     );
 
     let _ = writeln!(
@@ -533,10 +567,10 @@ fn report(
     };
     let _ = writeln!(
         w,
-        "\npgbench: `pgbench -n -c C -j min(C,2) -T {}` with one transaction inserting a \
-         referral row and a ~1.5 KB outbox row into copies of the service's tables (same \
-         migrations, no foreign key), on the same server.\n",
-        opts.seconds
+        "\npgbench: `pgbench -n -c C -j min(C,2) -T {slice_seconds}`, {slices} times per \
+         level (the mean is shown), with one transaction inserting a referral row and a \
+         ~1.5 KB outbox row into copies of the service's tables (same migrations, no \
+         foreign key), on the same server.\n"
     );
 
     let h = &half.stats;

@@ -66,6 +66,13 @@ impl Stats {
         Ok(())
     }
 
+    /// Adds a later measurement window of the same load: calls, errors and time.
+    pub fn append(&mut self, later: &Stats) -> Result<()> {
+        self.merge(later)?;
+        self.window += later.window;
+        Ok(())
+    }
+
     /// Successful calls per second over the window.
     pub fn rate(&self) -> f64 {
         self.latency.len() as f64 / self.window.as_secs_f64()

@@ -57,6 +57,18 @@ pub struct RawResult {
     pub failed: u64,
 }
 
+impl RawResult {
+    /// Runs of equal length taken together: mean rate and latency, failures added.
+    pub fn mean(runs: &[RawResult]) -> RawResult {
+        let n = runs.len().max(1) as f64;
+        RawResult {
+            tps: runs.iter().map(|r| r.tps).sum::<f64>() / n,
+            latency_avg_ms: runs.iter().map(|r| r.latency_avg_ms).sum::<f64>() / n,
+            failed: runs.iter().map(|r| r.failed).sum(),
+        }
+    }
+}
+
 /// The pgbench next to the server binaries, or on PATH.
 fn find_pgbench(pg: &PgServer) -> Result<PathBuf> {
     let beside = pg.bin_dir().join("pgbench");
