@@ -5,8 +5,14 @@
 use std::path::{Path, PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let proto_root = proto_root.canonicalize()?;
+    // Read when the script runs, not when it was compiled: checkouts that share a
+    // target directory (fresh clones beside a working copy) share the compiled
+    // script, and a path fixed at compile time would read another checkout's protos.
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR is not set")?;
+    let proto_root = Path::new(&manifest_dir)
+        .join("../../proto")
+        .canonicalize()?;
     let mut files = Vec::new();
     collect_protos(&proto_root, &mut files)?;
     files.sort();

@@ -7,8 +7,12 @@ use std::path::{Path, PathBuf};
 
 const SERVICES: [&str; 4] = ["referrals", "assessments", "delivery", "evaluation"];
 
+/// The checkout under test (read at run time: a test binary built in another
+/// checkout that shares the target directory must not read that one's files).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    Path::new(&manifest_dir).join("../..")
 }
 
 fn read(rel: &str) -> String {
