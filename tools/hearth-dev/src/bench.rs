@@ -3,9 +3,9 @@
 //!
 //! Starts a private durable Postgres (fsync on) and NATS, runs the referrals service
 //! in this process, then per concurrency level runs a closed loop of CreateReferral
-//! calls and `pgbench` inserting the same rows by hand, taking turns; then an open loop at half the
-//! best rate, timing the events' arrival on NATS. Prints a Markdown report with PASS or
-//! MISS against the targets. Load generation lives in `load`, the baseline in
+//! calls and `pgbench` inserting the same rows by hand, the two taking turns; then an
+//! open loop at half the best rate, timing the events' arrival on NATS. Prints a
+//! Markdown report with PASS or MISS against the targets. Load generation lives in `load`, the baseline in
 //! `pgbench`.
 
 use std::fmt::Write as _;

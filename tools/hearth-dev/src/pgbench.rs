@@ -91,8 +91,8 @@ fn find_pgbench(pg: &PgServer) -> Result<PathBuf> {
 }
 
 /// Creates the baseline database with the service's DDL (its migrations, so the
-/// columns and indexes match), minus the foreign key
-/// from referrals to families, and writes the script into `dir`.
+/// columns and indexes match), minus the foreign key from referrals to families, and
+/// writes the script into `dir`.
 pub async fn prepare(pg: &PgServer, dir: &Path) -> Result<Baseline> {
     let bin = find_pgbench(pg)?;
     let url = pg.create_database(DATABASE).await?;
