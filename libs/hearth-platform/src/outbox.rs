@@ -57,9 +57,13 @@ pub struct OutboxEvent {
     pub payload: Vec<u8>,
     /// When it happened (`ce-time`).
     pub time: DateTime<Utc>,
+    /// The W3C trace context of the span that made the event (`traceparent`), so a
+    /// consumer's work joins the trace of the call that caused it.
+    pub traceparent: Option<String>,
 }
 
 impl OutboxEvent {
+    /// A new event carrying the current span's trace context.
     pub fn new(
         subject: impl Into<String>,
         resource: impl Into<String>,
@@ -72,6 +76,7 @@ impl OutboxEvent {
             resource: resource.into(),
             payload,
             time,
+            traceparent: crate::telemetry::current_traceparent(),
         }
     }
 }
@@ -232,27 +237,40 @@ impl Outbox {
         Self::cte(self.schema, first)
     }
 
-    /// Binds `events` for [`insert_cte`](Self::insert_cte), carrying the current trace
-    /// context. Commit with [`commit`](Self::commit).
+    /// Binds `events` for [`insert_cte`](Self::insert_cte), each with the trace
+    /// context it was made in. Commit with [`commit`](Self::commit).
     pub fn bind_events<'q>(
         &self,
         query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
-        events: &[OutboxEvent],
+        events: &[&'q OutboxEvent],
     ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-        let tp = crate::telemetry::current_traceparent();
-        let n = events.len();
         query
             .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.subject.clone()).collect::<Vec<_>>())
-            .bind(vec![self.source.to_owned(); n])
             .bind(
                 events
                     .iter()
-                    .map(|e| e.resource.clone())
+                    .map(|e| e.subject.as_str())
                     .collect::<Vec<_>>(),
             )
-            .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
-            .bind(vec![tp; n])
+            .bind(vec![self.source; events.len()])
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.resource.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.payload.as_slice())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.traceparent.as_deref())
+                    .collect::<Vec<_>>(),
+            )
             .bind(events.iter().map(|e| e.time).collect::<Vec<_>>())
     }
 
@@ -269,8 +287,7 @@ impl Outbox {
         Ok(())
     }
 
-    /// Adds events to the transaction, carrying the current trace context. Commit with
-    /// [`commit`](Self::commit).
+    /// Adds events to the transaction. Commit with [`commit`](Self::commit).
     pub async fn write(
         &self,
         tx: &mut Transaction<'_, Postgres>,
@@ -279,7 +296,8 @@ impl Outbox {
         if events.is_empty() {
             return Ok(());
         }
-        self.bind_events(sqlx::query(&self.insert_sql), events)
+        let events: Vec<&OutboxEvent> = events.iter().collect();
+        self.bind_events(sqlx::query(&self.insert_sql), &events)
             .execute(&mut **tx)
             .await?;
         Ok(())
