@@ -140,7 +140,22 @@ pub struct ServiceConfig {
     pub relay_batch_size: i64,
     /// `HEARTH_RELAY_POLL_MS` (default 1000): the safety-net poll when no NOTIFY arrives.
     pub relay_poll: Duration,
+    /// `HEARTH_WRITERS` (default [`DEFAULT_WRITERS`]): how many transactions write
+    /// creates at once, each on a connection of the pool (so fewer than
+    /// `HEARTH_DATABASE_MAX_CONNECTIONS`). Creates that arrive while they are busy are
+    /// written together (group commit).
+    pub writers: usize,
+    /// `HEARTH_WRITE_BATCH_MAX` (default [`DEFAULT_WRITE_BATCH_MAX`]): the most creates
+    /// one transaction takes.
+    pub write_batch_max: usize,
 }
+
+/// Two writers: one can fill its batch while the other waits for its commit to reach
+/// disk. More writers mean smaller batches, so more work per create (docs/BENCHMARKS.md).
+pub const DEFAULT_WRITERS: usize = 2;
+/// Enough to share a transaction's fixed costs; small enough that one transaction
+/// stays short.
+pub const DEFAULT_WRITE_BATCH_MAX: usize = 32;
 
 /// Bearer-token verification settings.
 #[derive(Debug, Clone)]
@@ -182,15 +197,22 @@ impl ServiceConfig {
                 .filter(|p| !p.as_os_str().is_empty())
                 .collect(),
         };
+        let database_max_connections =
+            env.bounded_or("HEARTH_DATABASE_MAX_CONNECTIONS", 16, 1, 1000)? as u32;
+        let writers = env.bounded_or("HEARTH_WRITERS", DEFAULT_WRITERS as u64, 1, 64)? as usize;
+        if writers >= database_max_connections as usize {
+            return Err(ConfigError {
+                var: "HEARTH_WRITERS".into(),
+                problem: format!(
+                    "must be less than HEARTH_DATABASE_MAX_CONNECTIONS ({database_max_connections}), \
+                     so that reads still get a connection"
+                ),
+            });
+        }
         Ok(ServiceConfig {
             grpc_addr,
             database_url: Secret::new(database_url),
-            database_max_connections: env.bounded_or(
-                "HEARTH_DATABASE_MAX_CONNECTIONS",
-                16,
-                1,
-                1000,
-            )? as u32,
+            database_max_connections,
             nats_url,
             auth,
             request_timeout: env.millis_or("HEARTH_REQUEST_TIMEOUT_MS", Duration::from_secs(10))?,
@@ -209,6 +231,13 @@ impl ServiceConfig {
             shutdown_drain: env.millis_or("HEARTH_SHUTDOWN_DRAIN_MS", Duration::ZERO)?,
             relay_batch_size: env.bounded_or("HEARTH_RELAY_BATCH_SIZE", 256, 1, 10_000)? as i64,
             relay_poll: env.millis_or("HEARTH_RELAY_POLL_MS", Duration::from_millis(1000))?,
+            writers,
+            write_batch_max: env.bounded_or(
+                "HEARTH_WRITE_BATCH_MAX",
+                DEFAULT_WRITE_BATCH_MAX as u64,
+                1,
+                1000,
+            )? as usize,
         })
     }
 }
@@ -255,5 +284,21 @@ mod tests {
         bad.push(("HEARTH_DATABASE_MAX_CONNECTIONS", "0"));
         let err = ServiceConfig::from_env(&env(&bad), 1).unwrap_err();
         assert!(err.to_string().contains("between 1 and 1000"), "{err}");
+    }
+
+    #[test]
+    fn writers_leave_connections_for_reads() {
+        let cfg = ServiceConfig::from_env(&env(BASE), 1).unwrap();
+        assert_eq!(cfg.writers, DEFAULT_WRITERS);
+        assert_eq!(cfg.write_batch_max, DEFAULT_WRITE_BATCH_MAX);
+        let mut bad = BASE.to_vec();
+        bad.push(("HEARTH_DATABASE_MAX_CONNECTIONS", "4"));
+        bad.push(("HEARTH_WRITERS", "4"));
+        let err = ServiceConfig::from_env(&env(&bad), 1).unwrap_err();
+        assert_eq!(err.var, "HEARTH_WRITERS");
+        let mut bad = BASE.to_vec();
+        bad.push(("HEARTH_WRITE_BATCH_MAX", "0"));
+        let err = ServiceConfig::from_env(&env(&bad), 1).unwrap_err();
+        assert_eq!(err.var, "HEARTH_WRITE_BATCH_MAX");
     }
 }

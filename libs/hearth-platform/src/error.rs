@@ -183,6 +183,9 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => ApiError::Unavailable {
                 message: "the database is not reachable; retry later".into(),
             },
+            sqlx::Error::PoolClosed => ApiError::Unavailable {
+                message: "the service is shutting down; retry later".into(),
+            },
             _ => ApiError::Internal(Box::new(err)),
         }
     }

@@ -1,8 +1,6 @@
 //! The gRPC handlers: decode, authorise, call the domain, persist with the outbox in
 //! one transaction, map errors.
 
-use std::collections::HashSet;
-
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hearth_platform::outbox::{Outbox, OutboxEvent};
@@ -17,6 +15,7 @@ use uuid::Uuid;
 
 use crate::domain::access::{self, Parties};
 use crate::domain::{self, Decision, Referral, RuleBroken, Verb, filter, validate};
+use crate::intake::{Create, Intake, IntakeOptions, Outcome, Writers};
 use crate::store::{self, Claim};
 use crate::{convert, events};
 
@@ -106,6 +105,7 @@ fn now() -> DateTime<Utc> {
 pub struct ReferralsApi {
     pool: PgPool,
     outbox: Outbox,
+    intake: Intake,
 }
 
 /// A mutation's start: either the same request again (answer with the referral as it
@@ -147,11 +147,16 @@ fn request_hash(method: &str, msg: &impl Message) -> Vec<u8> {
 }
 
 impl ReferralsApi {
-    pub fn new(pool: PgPool) -> Self {
-        ReferralsApi {
-            outbox: Outbox::new(pool.clone(), store::SCHEMA, events::SOURCE),
+    /// The service and the intake's writers (see [`Intake::start`]).
+    pub fn start(pool: PgPool, intake: IntakeOptions) -> (Self, Writers) {
+        let outbox = Outbox::new(pool.clone(), store::SCHEMA, events::SOURCE);
+        let (intake, writers) = Intake::start(pool.clone(), outbox.clone(), intake);
+        let api = ReferralsApi {
             pool,
-        }
+            outbox,
+            intake,
+        };
+        (api, writers)
     }
 
     /// Claims the request id and locks the referral, checking the caller may see it.
@@ -800,95 +805,41 @@ impl ReferralsApi {
                 }
             }
         };
-        let mut r = v
+        let r = v
             .into_result(built)?
             .expect("no violations means a referral");
         if req.validate_only {
             return Ok(convert::referral(&r, false));
         }
         let hash = {
-            let mut body = req.clone();
+            let mut body = req;
             body.request_id.clear();
             request_hash("CreateReferral", &body)
         };
 
-        // Family linking below: a child already known in the area brings the referral
-        // into that family instead of creating a duplicate. The request-id claim, the
-        // identity locks and the lookups under them are one round trip.
-        let lock_keys = store::identity_keys(&r.receiving_area, &r);
-        let mut tx = self.pool.begin().await?;
-        let (claim, found) = store::claim_and_match(
-            &mut tx,
-            &caller.organisation,
-            request_id,
-            &hash,
-            &r,
-            &lock_keys,
-        )
-        .await?;
-        match claim {
-            Claim::New => {}
-            Claim::Conflict => return Err(Error::RequestIdReused),
-            Claim::Replay(id) => {
-                tx.rollback().await?;
+        // Written with whatever other creates are waiting (intake.rs), linking the
+        // family where a child is already known.
+        let outcome = self
+            .intake
+            .submit(Create {
+                org: caller.organisation.clone(),
+                request_id,
+                hash,
+                referral: r,
+                span: tracing::Span::current(),
+            })
+            .await?;
+        let r = match outcome {
+            Outcome::Created(r) => r,
+            Outcome::Conflict => return Err(Error::RequestIdReused),
+            Outcome::Replay(id) => {
                 let mut conn = self.pool.acquire().await?;
                 let existing = store::load_one(&mut conn, id, false)
                     .await?
                     .ok_or_else(|| Error::NotFound(convert::referral_name(id)))?;
                 return Ok(convert::referral(&existing, true));
             }
-        }
-
-        let mut new_members: HashSet<Uuid> = r
-            .children
-            .iter()
-            .map(|c| c.member_id)
-            .chain(r.adults.iter().map(|a| a.member_id))
-            .collect();
-        let mut linked: Option<(Uuid, pb::LinkMatch)> = None;
-        let mut matched = Vec::new();
-        for (child, known) in r.children.iter_mut().zip(found.children) {
-            let Some(known) = known else {
-                continue;
-            };
-            let family = linked.get_or_insert((known.family_id, known.how)).0;
-            // A known child already claimed by an earlier entry stays a new person:
-            // one member is never named twice on a referral.
-            if known.family_id == family && !matched.contains(&known.member_id) {
-                new_members.remove(&child.member_id);
-                child.member_id = known.member_id;
-                matched.push(known.member_id);
-            }
-        }
-        if let Some((family, _)) = linked {
-            r.family_id = family;
-            r.linked_existing = true;
-            for adult in r.adults.iter_mut() {
-                let key = store::name_key(&adult.given_name, &adult.family_name);
-                if let Some((id, _, _)) = found
-                    .adults
-                    .iter()
-                    .find(|(_, k, role)| *k == key && role == adult.role.as_str_name())
-                {
-                    new_members.remove(&adult.member_id);
-                    adult.member_id = *id;
-                }
-            }
-        }
-        let mut out = vec![events::received(&r)];
-        if let Some((_, how)) = linked {
-            out.push(events::family_linked(&r, &matched, how));
-        }
-        store::insert_referral(
-            &mut tx,
-            &self.outbox,
-            &r,
-            linked.is_none(),
-            &new_members,
-            &out,
-        )
-        .await?;
-        self.outbox.commit(tx).await?;
+        };
         tracing::info!(referral_id = %r.id, linked = r.linked_existing, "referral received");
         Ok(convert::referral(&r, true))
     }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod convert;
 pub mod domain;
 pub mod events;
+pub mod intake;
 pub mod store;
 
 use std::time::Duration;
@@ -57,7 +58,14 @@ pub async fn run(
         .poll_interval(cfg.relay_poll);
     let relay_task = tokio::spawn(relay.run(relay_stop.clone()));
 
-    let svc = ReferralsServiceServer::new(api::ReferralsApi::new(pool.clone()))
+    let (api, writers) = api::ReferralsApi::start(
+        pool.clone(),
+        intake::IntakeOptions {
+            writers: cfg.writers,
+            max_batch: cfg.write_batch_max,
+        },
+    );
+    let svc = ReferralsServiceServer::new(api)
         .max_decoding_message_size(cfg.max_message_bytes)
         .max_encoding_message_size(cfg.max_message_bytes);
     let routes = Routes::new(InterceptedService::new(
@@ -75,7 +83,9 @@ pub async fn run(
     )
     .await;
 
-    // Calls have drained; let the relay finish its batch, then close.
+    // Calls have drained: the writers finish what is queued and stop. Then the relay
+    // finishes its batch.
+    writers.finish().await;
     relay_stop.cancel();
     let _ = relay_task.await;
     // Flush what the relay handed to the client, but do not hang if NATS is down:

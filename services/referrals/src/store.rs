@@ -162,52 +162,105 @@ pub struct Matches {
     pub adults: Vec<(Uuid, String, String)>,
 }
 
-/// CreateReferral's first step, one round trip (the `referrals.claim_and_match`
-/// function): claims the request id; if it is new, takes the advisory locks named by
-/// `lock_keys` (see [`identity_keys`]) and then, under them, finds the children already
-/// known in the area (by NHS number first, else by name, date of birth and postcode)
-/// and the adults of the first matched child's family.
+/// One create's part in [`claim_and_match`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimInput<'a> {
+    pub org: &'a str,
+    pub request_id: Uuid,
+    pub hash: &'a [u8],
+    pub referral: &'a Referral,
+    /// See [`identity_keys`].
+    pub lock_keys: &'a [String],
+}
+
+/// CreateReferral's first step for a batch of creates, one round trip (the
+/// `referrals.claim_and_match` function): claims each request id; for those that are
+/// new, takes the advisory locks named by their `lock_keys` and then, under them, finds
+/// the children already known in each area (by NHS number first, else by name, date
+/// of birth and postcode) and the adults of each first matched child's family. The
+/// batch must not hold one request id twice, nor two creates sharing a lock key.
 pub async fn claim_and_match(
     conn: &mut PgConnection,
-    org: &str,
-    request_id: Uuid,
-    hash: &[u8],
-    r: &Referral,
-    lock_keys: &[String],
-) -> Result<(Claim, Matches), sqlx::Error> {
+    items: &[ClaimInput<'_>],
+) -> Result<Vec<(Claim, Matches)>, sqlx::Error> {
     const METHOD: &str = "CreateReferral";
+    let (mut lock_item, mut lock_key) = (Vec::new(), Vec::new());
+    let (mut child_item, mut child_pos, mut nhs, mut name_keys, mut dobs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (n, it) in (1i32..).zip(items) {
+        for k in it.lock_keys {
+            lock_item.push(n);
+            lock_key.push(k.as_str());
+        }
+        for (pos, c) in (1i32..).zip(&it.referral.children) {
+            child_item.push(n);
+            child_pos.push(pos);
+            nhs.push(c.nhs_number.as_deref());
+            name_keys.push(name_key(&c.given_name, &c.family_name));
+            dobs.push(c.date_of_birth);
+        }
+    }
     let rows = sqlx::query(
-        "SELECT what, child, member_id, family_id, by_nhs, name_key, role, method, request_hash, referral_id
-           FROM referrals.claim_and_match($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "SELECT what, item, child, member_id, family_id, by_nhs, name_key, role, method, request_hash, referral_id
+           FROM referrals.claim_and_match($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
-    .bind(org)
-    .bind(request_id)
     .bind(METHOD)
-    .bind(hash)
-    .bind(r.id)
-    .bind(lock_keys)
-    .bind(&r.receiving_area)
-    .bind(&r.postcode)
-    .bind(r.children.iter().map(|c| c.nhs_number.as_deref()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.org).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.request_id).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.hash).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.referral.id).collect::<Vec<_>>())
     .bind(
-        r.children
+        items
             .iter()
-            .map(|c| name_key(&c.given_name, &c.family_name))
+            .map(|i| i.referral.receiving_area.as_str())
             .collect::<Vec<_>>(),
     )
-    .bind(r.children.iter().map(|c| c.date_of_birth).collect::<Vec<_>>())
+    .bind(
+        items
+            .iter()
+            .map(|i| i.referral.postcode.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(lock_item)
+    .bind(lock_key)
+    .bind(child_item)
+    .bind(child_pos)
+    .bind(nhs)
+    .bind(name_keys)
+    .bind(dobs)
     .fetch_all(&mut *conn)
     .await?;
-    let mut matches = Matches {
-        children: vec![None; r.children.len()],
-        adults: Vec::new(),
-    };
+
+    let mut out: Vec<(Option<Claim>, Matches)> = items
+        .iter()
+        .map(|i| {
+            (
+                None,
+                Matches {
+                    children: vec![None; i.referral.children.len()],
+                    adults: Vec::new(),
+                },
+            )
+        })
+        .collect();
     for row in &rows {
+        let Some((claim, matches)) = row
+            .get::<Option<i32>, _>("item")
+            .and_then(|n| usize::try_from(n).ok()?.checked_sub(1))
+            .and_then(|i| out.get_mut(i))
+        else {
+            continue;
+        };
         match row.get::<&str, _>("what") {
-            "claimed" => return Ok((earlier_claim(row, METHOD, hash), matches)),
+            "new" => *claim = Some(Claim::New),
+            "claimed" => *claim = Some(earlier_claim(row, METHOD, items_hash(items, row))),
             "child" => {
-                let at = row.get::<i32, _>("child") as usize;
-                if let Some(slot) = at.checked_sub(1).and_then(|i| matches.children.get_mut(i)) {
+                let at = row.get::<Option<i32>, _>("child").unwrap_or(0);
+                if let Some(slot) = usize::try_from(at)
+                    .ok()
+                    .and_then(|at| at.checked_sub(1))
+                    .and_then(|i| matches.children.get_mut(i))
+                {
                     *slot = Some(Known {
                         member_id: row.get("member_id"),
                         family_id: row.get("family_id"),
@@ -226,74 +279,127 @@ pub async fn claim_and_match(
             )),
         }
     }
-    Ok((Claim::New, matches))
+    out.into_iter()
+        .map(|(claim, matches)| {
+            // Every item is answered `new` or `claimed`; anything else is a broken
+            // function, and going ahead could write under another call's request id.
+            let claim = claim.ok_or_else(|| {
+                sqlx::Error::Protocol("referrals.claim_and_match left a request unanswered".into())
+            })?;
+            Ok((claim, matches))
+        })
+        .collect()
 }
 
-/// Inserts a referral in one statement: the family when `new_family`, the members
-/// whose ids are in `new_members` (the rest already belong to the family), the
-/// referral, which members it names, its consents and its `events`. One round trip
-/// however large the family; foreign keys are checked at the end of the statement.
-pub async fn insert_referral(
+/// The hash of the item a `claimed` row answers.
+fn items_hash<'a>(items: &[ClaimInput<'a>], row: &PgRow) -> &'a [u8] {
+    row.get::<Option<i32>, _>("item")
+        .and_then(|n| usize::try_from(n).ok()?.checked_sub(1))
+        .and_then(|i| items.get(i))
+        .map(|i| i.hash)
+        .unwrap_or_default()
+}
+
+/// One referral for [`insert_referrals`].
+#[derive(Debug)]
+pub struct NewReferral<'a> {
+    pub referral: &'a Referral,
+    /// Whether its family is new (else the referral joins an existing one).
+    pub new_family: bool,
+    /// The members that are new; the rest already belong to the family.
+    pub new_members: &'a HashSet<Uuid>,
+    pub events: &'a [OutboxEvent],
+}
+
+/// Inserts referrals in one statement: for each, the family when new, the new members,
+/// the referral, which members it names, its consents and its events. One round trip
+/// however many referrals and people; foreign keys are checked at the end of the
+/// statement.
+pub async fn insert_referrals(
     conn: &mut PgConnection,
     outbox: &Outbox,
-    r: &Referral,
-    new_family: bool,
-    new_members: &HashSet<Uuid>,
-    events: &[OutboxEvent],
+    batch: &[NewReferral<'_>],
 ) -> Result<(), sqlx::Error> {
-    struct Member<'a> {
+    /// A person as a referral names them.
+    struct Person<'a> {
+        referral: &'a Referral,
         id: Uuid,
         kind: &'static str,
         given: &'a str,
         family: &'a str,
-        dob: Option<chrono::NaiveDate>,
-        due: Option<chrono::NaiveDate>,
+        dob: Option<NaiveDate>,
+        due: Option<NaiveDate>,
         nhs: Option<&'a str>,
         ethnicity: &'a str,
         role: Option<&'static str>,
         phone: &'a str,
     }
-    let children = r.children.iter().map(|c| Member {
-        id: c.member_id,
-        kind: "child",
-        given: &c.given_name,
-        family: &c.family_name,
-        dob: c.date_of_birth,
-        due: c.due_date,
-        nhs: c.nhs_number.as_deref(),
-        ethnicity: &c.ethnicity,
-        role: None,
-        phone: "",
-    });
-    let adults = r.adults.iter().map(|a| Member {
-        id: a.member_id,
-        kind: "adult",
-        given: &a.given_name,
-        family: &a.family_name,
-        dob: a.date_of_birth,
-        due: None,
-        nhs: None,
-        ethnicity: &a.ethnicity,
-        role: Some(a.role.to_db()),
-        phone: &a.phone,
-    });
-    let all: Vec<Member> = children.chain(adults).collect();
-    let o = r.order.as_ref();
+    let people: Vec<(Person, bool, i32)> = batch
+        .iter()
+        .flat_map(|b| {
+            let r = b.referral;
+            let children = r.children.iter().map(move |c| Person {
+                referral: r,
+                id: c.member_id,
+                kind: "child",
+                given: &c.given_name,
+                family: &c.family_name,
+                dob: c.date_of_birth,
+                due: c.due_date,
+                nhs: c.nhs_number.as_deref(),
+                ethnicity: &c.ethnicity,
+                role: None,
+                phone: "",
+            });
+            let adults = r.adults.iter().map(move |a| Person {
+                referral: r,
+                id: a.member_id,
+                kind: "adult",
+                given: &a.given_name,
+                family: &a.family_name,
+                dob: a.date_of_birth,
+                due: None,
+                nhs: None,
+                ethnicity: &a.ethnicity,
+                role: Some(a.role.to_db()),
+                phone: &a.phone,
+            });
+            children.chain(adults).zip(1..).map(|(p, position)| {
+                let new = b.new_members.contains(&p.id);
+                (p, new, position)
+            })
+        })
+        .collect();
+    let members: Vec<&Person> = people.iter().filter(|p| p.1).map(|p| &p.0).collect();
+    let families: Vec<&Referral> = batch
+        .iter()
+        .filter(|b| b.new_family)
+        .map(|b| b.referral)
+        .collect();
+    let referrals: Vec<&Referral> = batch.iter().map(|b| b.referral).collect();
+    let consents: Vec<(&Referral, &Consent)> = referrals
+        .iter()
+        .flat_map(|r| r.consents.iter().map(move |c| (*r, c)))
+        .collect();
+    let events: Vec<&OutboxEvent> = batch.iter().flat_map(|b| b.events.iter()).collect();
+    fn order<'a>(r: &&'a Referral) -> Option<&'a ParentingOrder> {
+        r.order.as_ref()
+    }
+    // Arrays of arrays must be rectangular in Postgres: a referral's enum lists travel
+    // as comma-joined names (no enum name holds a comma).
+    let joined = |v: Vec<&'static str>| v.join(",");
+
     let sql = format!(
         "WITH family AS (
              INSERT INTO referrals.families (id, receiving_area, created_at)
-             SELECT $9, $2, $30 WHERE $37
-         ), people AS (
-             SELECT * FROM unnest($38::uuid[], $39::text[], $40::text[], $41::text[], $42::text[], $43::date[],
-                                  $44::date[], $45::text[], $46::text[], $47::text[], $48::text[], $31::bool[])
-                    WITH ORDINALITY
-                    AS m(id, kind, given, family, name_key, dob, due, nhs, ethnicity, role, phone, is_new, position)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])
          ), members AS (
              INSERT INTO referrals.family_members
                (id, family_id, receiving_area, kind, given_name, family_name, name_key, date_of_birth,
                 due_date, nhs_number, ethnicity, role, phone, postcode, created_at)
-             SELECT id, $9, $2, kind, given, family, name_key, dob, due, nhs, ethnicity, role, phone, $21, $30
-               FROM people WHERE is_new
+             SELECT * FROM unnest($4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[],
+                                  $10::text[], $11::date[], $12::date[], $13::text[], $14::text[], $15::text[],
+                                  $16::text[], $17::text[], $18::timestamptz[])
          ), referral AS (
              INSERT INTO referrals.referrals
                (id, receiving_area, referring_org, created_by, referrer_name, referrer_job_title, referrer_contact,
@@ -301,96 +407,283 @@ pub async fn insert_referral(
                 interpreter, accessibility, creche, transport, preferred_times, postcode, route, order_court,
                 order_made, order_expires, order_officer_org, order_officer_service, order_officer_name, state,
                 received_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-                     $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $30)
+             SELECT id, area, org, created_by, referrer, job_title, contact, source, family_id, linked,
+                    string_to_array(reasons, ','), description, urgency, safeguarding, language, interpreter,
+                    accessibility, creche, transport, string_to_array(times, ','), postcode, route, court,
+                    made, expires, officer_org, officer_service, officer_name, state, received_at, received_at
+               FROM unnest($19::uuid[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[],
+                           $25::text[], $26::text[], $27::uuid[], $28::bool[], $29::text[], $30::text[],
+                           $31::text[], $32::bool[], $33::text[], $34::bool[], $35::text[], $36::bool[],
+                           $37::bool[], $38::text[], $39::text[], $40::text[], $41::text[], $42::date[],
+                           $43::date[], $44::text[], $45::text[], $46::text[], $47::text[], $48::timestamptz[])
+                    AS r(id, area, org, created_by, referrer, job_title, contact, source, family_id, linked,
+                         reasons, description, urgency, safeguarding, language, interpreter, accessibility,
+                         creche, transport, times, postcode, route, court, made, expires, officer_org,
+                         officer_service, officer_name, state, received_at)
          ), named AS (
              INSERT INTO referrals.referral_members
                (referral_id, member_id, position, kind, given_name, family_name, date_of_birth, due_date,
                 nhs_number, ethnicity, role, phone)
-             SELECT $1, id, position, kind, given, family, dob, due, nhs, ethnicity, role, phone FROM people
+             SELECT * FROM unnest($49::uuid[], $50::uuid[], $51::int[], $52::text[], $53::text[], $54::text[],
+                                  $55::date[], $56::date[], $57::text[], $58::text[], $59::text[], $60::text[])
          ), consented AS (
              INSERT INTO referrals.consents (id, referral_id, given_by, given_by_role, given_at, scopes)
-             SELECT c.id, $1, c.given_by, c.role, c.given_at, string_to_array(c.scopes, ',')
-               FROM unnest($32::uuid[], $33::text[], $34::text[], $35::timestamptz[], $36::text[])
-                    AS c(id, given_by, role, given_at, scopes)
+             SELECT id, referral_id, given_by, role, given_at, string_to_array(scopes, ',')
+               FROM unnest($61::uuid[], $62::uuid[], $63::text[], $64::text[], $65::timestamptz[], $66::text[])
+                    AS c(id, referral_id, given_by, role, given_at, scopes)
          ), {}
          SELECT",
-        outbox.insert_cte(49) // after the statement's own 48 parameters
+        outbox.insert_cte(67) // after the statement's own 66 parameters
     );
     let query = sqlx::query(&sql)
-        .bind(r.id) // $1
-        .bind(&r.receiving_area)
-        .bind(&r.referring_org)
-        .bind(&r.created_by)
-        .bind(&r.referrer.name) // $5
-        .bind(&r.referrer.job_title)
-        .bind(&r.referrer.contact)
-        .bind(r.source.to_db())
-        .bind(r.family_id)
-        .bind(r.linked_existing) // $10
-        .bind(names(&r.reasons))
-        .bind(&r.description)
-        .bind(r.urgency.to_db())
-        .bind(r.safeguarding)
-        .bind(&r.access.language) // $15
-        .bind(r.access.interpreter)
-        .bind(&r.access.accessibility)
-        .bind(r.access.creche)
-        .bind(r.access.transport)
-        .bind(names(&r.access.preferred_times)) // $20
-        .bind(&r.postcode)
-        .bind(r.route.to_db())
-        .bind(o.map(|o| o.court.clone()))
-        .bind(o.map(|o| o.made))
-        .bind(o.map(|o| o.expires)) // $25
-        .bind(o.map(|o| o.officer_org.clone()))
-        .bind(o.map(|o| o.officer_service.to_db()))
-        .bind(o.map(|o| o.officer_name.clone()))
-        .bind(r.state.to_db())
-        .bind(r.received_at) // $30
+        // families: $1..$3
+        .bind(families.iter().map(|r| r.family_id).collect::<Vec<_>>())
         .bind(
-            all.iter()
-                .map(|m| new_members.contains(&m.id))
-                .collect::<Vec<_>>(),
-        )
-        .bind(r.consents.iter().map(|c| c.id).collect::<Vec<_>>())
-        .bind(
-            r.consents
+            families
                 .iter()
-                .map(|c| c.given_by.clone())
+                .map(|r| r.receiving_area.as_str())
                 .collect::<Vec<_>>(),
         )
+        .bind(families.iter().map(|r| r.received_at).collect::<Vec<_>>())
+        // members: $4..$18
+        .bind(members.iter().map(|m| m.id).collect::<Vec<_>>())
         .bind(
-            r.consents
+            members
                 .iter()
-                .map(|c| c.given_by_role.to_db())
+                .map(|m| m.referral.family_id)
                 .collect::<Vec<_>>(),
         )
-        .bind(r.consents.iter().map(|c| c.given_at).collect::<Vec<_>>()) // $35
         .bind(
-            r.consents
+            members
                 .iter()
-                .map(|c| names(&c.scopes).join(","))
+                .map(|m| m.referral.receiving_area.as_str())
                 .collect::<Vec<_>>(),
         )
-        .bind(new_family)
-        .bind(all.iter().map(|m| m.id).collect::<Vec<_>>())
-        .bind(all.iter().map(|m| m.kind).collect::<Vec<_>>())
-        .bind(all.iter().map(|m| m.given).collect::<Vec<_>>()) // $40
-        .bind(all.iter().map(|m| m.family).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.kind).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.given).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.family).collect::<Vec<_>>())
         .bind(
-            all.iter()
+            members
+                .iter()
                 .map(|m| name_key(m.given, m.family))
                 .collect::<Vec<_>>(),
         )
-        .bind(all.iter().map(|m| m.dob).collect::<Vec<_>>())
-        .bind(all.iter().map(|m| m.due).collect::<Vec<_>>())
-        .bind(all.iter().map(|m| m.nhs).collect::<Vec<_>>()) // $45
-        .bind(all.iter().map(|m| m.ethnicity).collect::<Vec<_>>())
-        .bind(all.iter().map(|m| m.role).collect::<Vec<_>>())
-        .bind(all.iter().map(|m| m.phone).collect::<Vec<_>>()); // $48
+        .bind(members.iter().map(|m| m.dob).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.due).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.nhs).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.ethnicity).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.role).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.phone).collect::<Vec<_>>())
+        .bind(
+            members
+                .iter()
+                .map(|m| m.referral.postcode.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            members
+                .iter()
+                .map(|m| m.referral.received_at)
+                .collect::<Vec<_>>(),
+        )
+        // referrals: $19..$48
+        .bind(referrals.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.receiving_area.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.referring_org.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.created_by.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.referrer.name.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.referrer.job_title.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.referrer.contact.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.source.to_db())
+                .collect::<Vec<_>>(),
+        )
+        .bind(referrals.iter().map(|r| r.family_id).collect::<Vec<_>>())
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.linked_existing)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| joined(names(&r.reasons)))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.description.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.urgency.to_db())
+                .collect::<Vec<_>>(),
+        )
+        .bind(referrals.iter().map(|r| r.safeguarding).collect::<Vec<_>>())
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.access.language.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.access.interpreter)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.access.accessibility.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.access.creche)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.access.transport)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| joined(names(&r.access.preferred_times)))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.postcode.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.route.to_db())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| order(r).map(|o| o.court.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| order(r).map(|o| o.made))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| order(r).map(|o| o.expires))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| order(r).map(|o| o.officer_org.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| order(r).map(|o| o.officer_service.to_db()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| order(r).map(|o| o.officer_name.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.state.to_db())
+                .collect::<Vec<_>>(),
+        )
+        .bind(referrals.iter().map(|r| r.received_at).collect::<Vec<_>>())
+        // named members: $49..$60
+        .bind(people.iter().map(|p| p.0.referral.id).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.id).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.2).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.kind).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.given).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.family).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.dob).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.due).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.nhs).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.ethnicity).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.role).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.phone).collect::<Vec<_>>())
+        // consents: $61..$66
+        .bind(consents.iter().map(|(_, c)| c.id).collect::<Vec<_>>())
+        .bind(consents.iter().map(|(r, _)| r.id).collect::<Vec<_>>())
+        .bind(
+            consents
+                .iter()
+                .map(|(_, c)| c.given_by.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            consents
+                .iter()
+                .map(|(_, c)| c.given_by_role.to_db())
+                .collect::<Vec<_>>(),
+        )
+        .bind(consents.iter().map(|(_, c)| c.given_at).collect::<Vec<_>>())
+        .bind(
+            consents
+                .iter()
+                .map(|(_, c)| joined(names(&c.scopes)))
+                .collect::<Vec<_>>(),
+        );
     outbox
-        .bind_events(query, events)
+        .bind_events(query, &events)
         .execute(&mut *conn)
         .await?;
     Ok(())

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use hearth_platform::Role;
 use hearth_platform::auth::{KeyPair, TokenIssuer};
-use hearth_platform::config::{AuthConfig, Secret, ServiceConfig};
+use hearth_platform::config::{self, AuthConfig, Secret, ServiceConfig};
 use hearth_testkit::{NatsOptions, NatsServer, PgOptions, PgServer};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -216,6 +216,8 @@ fn service_config(
         shutdown_drain: Duration::ZERO,
         relay_batch_size: 256,
         relay_poll: Duration::from_secs(1),
+        writers: config::DEFAULT_WRITERS,
+        write_batch_max: config::DEFAULT_WRITE_BATCH_MAX,
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use hearth_platform::Role;
 use hearth_platform::auth::{KeyPair, TokenIssuer};
-use hearth_platform::config::{AuthConfig, Secret, ServiceConfig};
+use hearth_platform::config::{self, AuthConfig, Secret, ServiceConfig};
 use hearth_proto::referrals as pb;
 use hearth_proto::referrals::referrals_service_client::ReferralsServiceClient;
 use hearth_proto::types::Date;
@@ -77,6 +77,8 @@ pub fn config(db_url: String, nats_url: String, key_file: PathBuf) -> ServiceCon
         shutdown_drain: Duration::ZERO,
         relay_batch_size: 256,
         relay_poll: Duration::from_millis(200),
+        writers: config::DEFAULT_WRITERS,
+        write_batch_max: config::DEFAULT_WRITE_BATCH_MAX,
     }
 }
 

@@ -5,6 +5,7 @@ mod create;
 mod events;
 mod family;
 mod helpers;
+mod intake;
 mod list_get;
 mod notes;
 mod server;

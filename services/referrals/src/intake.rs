@@ -1,0 +1,497 @@
+//! CreateReferral's group commit: creates that arrive together are written together.
+//!
+//! A handler validates its request, then hands the referral to the intake and waits.
+//! A few writer tasks each take every create waiting (up to a limit) and write them in
+//! one transaction of four round trips — `BEGIN`, [`store::claim_and_match`],
+//! [`store::insert_referrals`], `COMMIT` — however many there are. Under load the
+//! fixed costs of a transaction (round trips, statement start-up, the commit's WAL
+//! flush) are shared by the whole batch; with one call in flight a batch is that one
+//! call, so nothing waits for company.
+//!
+//! What holds for each create is what held when each had its own transaction:
+//!
+//! - its rows and its events commit together, or not at all;
+//! - its request id is claimed in the same transaction;
+//! - two creates that could link the same child (a shared identity lock key) or that
+//!   share a request id are never in one transaction: the later one goes in a later
+//!   transaction, where it sees the earlier one committed;
+//! - one create cannot fail another: when a batch's transaction fails, each of its
+//!   creates is written again on its own and gets its own answer;
+//! - a caller that has gone away (deadline, cancellation) before its batch starts is
+//!   not written, as a dropped call's transaction was rolled back before.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use hearth_platform::outbox::{Outbox, OutboxEvent};
+use hearth_proto::referrals as pb;
+use sqlx::PgPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use crate::domain::Referral;
+use crate::events;
+use crate::store::{self, Claim, ClaimInput, Matches, NewReferral};
+
+/// A validated create, ready to write.
+pub struct Create {
+    /// The calling organisation: request ids are scoped to it.
+    pub org: String,
+    pub request_id: Uuid,
+    /// Digest of the request without its id, to tell a retry from a reuse.
+    pub hash: Vec<u8>,
+    pub referral: Referral,
+    /// The caller's span: the events are made in it, so they carry its trace.
+    pub span: tracing::Span,
+}
+
+/// What became of a create.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Written now; the referral as stored (linked to a known family where one
+    /// matched).
+    Created(Box<Referral>),
+    /// The same request was made before: this is the referral it made.
+    Replay(Uuid),
+    /// The request id was used before for a different request.
+    Conflict,
+}
+
+/// How many writers, and how many creates one transaction may take
+/// (`HEARTH_WRITERS`, `HEARTH_WRITE_BATCH_MAX`).
+#[derive(Debug, Clone, Copy)]
+pub struct IntakeOptions {
+    pub writers: usize,
+    pub max_batch: usize,
+}
+
+struct Pending {
+    create: Create,
+    reply: oneshot::Sender<Result<Outcome, sqlx::Error>>,
+}
+
+/// Never prints the referral: it is personal data.
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").finish_non_exhaustive()
+    }
+}
+
+/// The handlers' end of the intake. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+/// The running writers; [`Writers::finish`] stops them.
+#[derive(Debug)]
+pub struct Writers {
+    tasks: JoinSet<()>,
+    stop: CancellationToken,
+}
+
+impl Writers {
+    /// Closes the intake to new creates, writes those already queued, and waits for
+    /// the writers to end. Call once the server has stopped taking calls.
+    pub async fn finish(self) {
+        self.stop.cancel();
+        self.tasks.join_all().await;
+    }
+}
+
+impl Intake {
+    /// Starts the writers.
+    pub fn start(pool: PgPool, outbox: Outbox, opts: IntakeOptions) -> (Intake, Writers) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queue = Arc::new(Mutex::new(rx));
+        let writer = Arc::new(Writer { pool, outbox });
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        for _ in 0..opts.writers.max(1) {
+            let queue = Arc::clone(&queue);
+            let writer = Arc::clone(&writer);
+            let stop = stop.clone();
+            let max = opts.max_batch.max(1);
+            tasks.spawn(async move {
+                let mut batch = Vec::with_capacity(max);
+                loop {
+                    // One writer at a time takes what is waiting; the others queue on
+                    // the lock, so each batch holds everything that arrived meanwhile.
+                    let got = {
+                        let mut rx = queue.lock().await;
+                        tokio::select! {
+                            biased;
+                            n = rx.recv_many(&mut batch, max) => n,
+                            _ = stop.cancelled() => {
+                                rx.close();
+                                rx.recv_many(&mut batch, max).await
+                            }
+                        }
+                    };
+                    if got == 0 {
+                        return; // closed, and nothing left queued
+                    }
+                    writer.write(std::mem::take(&mut batch)).await;
+                }
+            });
+        }
+        (Intake { queue: tx }, Writers { tasks, stop })
+    }
+
+    /// Writes `create` (with whatever else is waiting) and says what became of it.
+    /// `PoolClosed` once the intake has been closed by [`Writers::finish`].
+    pub async fn submit(&self, create: Create) -> Result<Outcome, sqlx::Error> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { create, reply })
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
+    }
+}
+
+struct Writer {
+    pool: PgPool,
+    outbox: Outbox,
+}
+
+impl Writer {
+    async fn write(&self, batch: Vec<Pending>) {
+        let live: Vec<Pending> = batch.into_iter().filter(|p| !p.reply.is_closed()).collect();
+        for round in rounds(live, |p| {
+            let c = &p.create;
+            let mut keys = store::identity_keys(&c.referral.receiving_area, &c.referral);
+            keys.push(format!("request|{}|{}", c.org, c.request_id));
+            keys
+        }) {
+            self.write_round(round).await;
+        }
+    }
+
+    /// One transaction for `round`; if it fails and held more than one create, each is
+    /// written again on its own, so that it gets its own answer.
+    async fn write_round(&self, round: Vec<Pending>) {
+        let creates: Vec<&Create> = round.iter().map(|p| &p.create).collect();
+        let span = tracing::debug_span!("create_batch", size = creates.len());
+        match self.transaction(&creates).instrument(span).await {
+            Ok(outcomes) => {
+                for (p, outcome) in round.into_iter().zip(outcomes) {
+                    let _ = p.reply.send(Ok(outcome));
+                }
+            }
+            Err(err) if round.len() > 1 => {
+                tracing::warn!(size = round.len(), error = %err, "create batch failed; writing each on its own");
+                for p in round {
+                    let answer = self
+                        .transaction(&[&p.create])
+                        .instrument(tracing::debug_span!("create_batch", size = 1))
+                        .await
+                        .and_then(|o| o.into_iter().next().ok_or_else(unanswered));
+                    let _ = p.reply.send(answer);
+                }
+            }
+            Err(err) => {
+                if let Some(p) = round.into_iter().next() {
+                    let _ = p.reply.send(Err(err));
+                }
+            }
+        }
+    }
+
+    async fn transaction(&self, creates: &[&Create]) -> Result<Vec<Outcome>, sqlx::Error> {
+        let lock_keys: Vec<Vec<String>> = creates
+            .iter()
+            .map(|c| store::identity_keys(&c.referral.receiving_area, &c.referral))
+            .collect();
+        let inputs: Vec<ClaimInput> = creates
+            .iter()
+            .zip(&lock_keys)
+            .map(|(c, keys)| ClaimInput {
+                org: &c.org,
+                request_id: c.request_id,
+                hash: &c.hash,
+                referral: &c.referral,
+                lock_keys: keys,
+            })
+            .collect();
+        let mut tx = self.pool.begin().await?;
+        let found = store::claim_and_match(&mut tx, &inputs).await?;
+
+        let mut outcomes = Vec::with_capacity(creates.len());
+        let mut written: Vec<(Referral, HashSet<Uuid>, Vec<OutboxEvent>)> = Vec::new();
+        for (c, (claim, matches)) in creates.iter().zip(found) {
+            match claim {
+                Claim::Replay(id) => outcomes.push(Some(Outcome::Replay(id))),
+                Claim::Conflict => outcomes.push(Some(Outcome::Conflict)),
+                Claim::New => {
+                    let mut r = c.referral.clone();
+                    let link = link(&mut r, &matches);
+                    let events = c.span.in_scope(|| {
+                        let mut out = vec![events::received(&r)];
+                        if let Some((_, how)) = link.family {
+                            out.push(events::family_linked(&r, &link.matched, how));
+                        }
+                        out
+                    });
+                    written.push((r, link.new_members, events));
+                    outcomes.push(None);
+                }
+            }
+        }
+        if !written.is_empty() {
+            let rows: Vec<NewReferral> = written
+                .iter()
+                .map(|(r, new_members, events)| NewReferral {
+                    referral: r,
+                    new_family: !r.linked_existing,
+                    new_members,
+                    events,
+                })
+                .collect();
+            store::insert_referrals(&mut tx, &self.outbox, &rows).await?;
+        }
+        self.outbox.commit(tx).await?;
+        // The gaps are the creates written, in order.
+        let mut made = written.into_iter().map(|(r, _, _)| r);
+        outcomes
+            .into_iter()
+            .map(|o| {
+                o.or_else(|| made.next().map(|r| Outcome::Created(Box::new(r))))
+                    .ok_or_else(unanswered)
+            })
+            .collect()
+    }
+}
+
+/// An internal error: a create left without an outcome (a bug, never the caller's).
+fn unanswered() -> sqlx::Error {
+    sqlx::Error::Protocol("a create was left without an outcome".into())
+}
+
+/// Splits a batch into transactions written one after another, so that no
+/// transaction holds two creates sharing a key: a request id, or an identity lock key
+/// (they could be the same child, and the later must see the earlier committed to link
+/// to it). Each create goes in the first transaction after every earlier create it
+/// shares a key with, so such creates keep their order of arrival.
+fn rounds<T>(batch: Vec<T>, keys: impl Fn(&T) -> Vec<String>) -> Vec<Vec<T>> {
+    let mut rounds: Vec<Vec<T>> = Vec::new();
+    // For each key, the last round that holds it.
+    let mut last: HashMap<String, usize> = HashMap::new();
+    for item in batch {
+        let keys = keys(&item);
+        let at = keys
+            .iter()
+            .filter_map(|k| last.get(k).map(|r| r + 1))
+            .max()
+            .unwrap_or(0);
+        for k in keys {
+            last.insert(k, at);
+        }
+        if rounds.len() <= at {
+            rounds.resize_with(at + 1, Vec::new);
+        }
+        rounds[at].push(item);
+    }
+    rounds
+}
+
+/// What [`link`] decided for one referral.
+#[derive(Debug, Default)]
+struct Link {
+    /// The members that are new people (the rest are already known).
+    new_members: HashSet<Uuid>,
+    /// The known family it joins, and how the first child matched.
+    family: Option<(Uuid, pb::LinkMatch)>,
+    /// The known members its children turned out to be.
+    matched: Vec<Uuid>,
+}
+
+/// Family linking: a child already known in the area brings the referral into that
+/// family instead of creating a duplicate. Children matched to the first matched
+/// child's family become those members; its adults are matched by name and role.
+fn link(r: &mut Referral, found: &Matches) -> Link {
+    let mut out = Link {
+        new_members: r
+            .children
+            .iter()
+            .map(|c| c.member_id)
+            .chain(r.adults.iter().map(|a| a.member_id))
+            .collect(),
+        ..Link::default()
+    };
+    for (child, known) in r.children.iter_mut().zip(&found.children) {
+        let Some(known) = known else {
+            continue;
+        };
+        let family = out.family.get_or_insert((known.family_id, known.how)).0;
+        // A known child already claimed by an earlier entry stays a new person: one
+        // member is never named twice on a referral.
+        if known.family_id == family && !out.matched.contains(&known.member_id) {
+            out.new_members.remove(&child.member_id);
+            child.member_id = known.member_id;
+            out.matched.push(known.member_id);
+        }
+    }
+    if let Some((family, _)) = out.family {
+        r.family_id = family;
+        r.linked_existing = true;
+        for adult in r.adults.iter_mut() {
+            let key = store::name_key(&adult.given_name, &adult.family_name);
+            if let Some((id, _, _)) = found
+                .adults
+                .iter()
+                .find(|(_, k, role)| *k == key && role == adult.role.as_str_name())
+            {
+                out.new_members.remove(&adult.member_id);
+                adult.member_id = *id;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::tests::sample;
+    use crate::domain::{Adult, Child, ParentingRole};
+    use crate::store::Known;
+    use chrono::Utc;
+
+    fn keyed(items: &[(u32, &[&str])]) -> Vec<Vec<u32>> {
+        let batch: Vec<(u32, Vec<String>)> = items
+            .iter()
+            .map(|(n, k)| (*n, k.iter().map(|s| s.to_string()).collect()))
+            .collect();
+        rounds(batch, |(_, k)| k.clone())
+            .into_iter()
+            .map(|r| r.into_iter().map(|(n, _)| n).collect())
+            .collect()
+    }
+
+    #[test]
+    fn creates_sharing_no_key_share_one_transaction() {
+        assert_eq!(
+            keyed(&[(1, &["a"]), (2, &["b"]), (3, &["c", "d"])]),
+            vec![vec![1, 2, 3]]
+        );
+        assert_eq!(keyed(&[]), Vec::<Vec<u32>>::new());
+    }
+
+    #[test]
+    fn creates_sharing_a_key_go_in_later_transactions_in_arrival_order() {
+        // 2 shares "a" with 1; 3 shares "b" with 2; 4 is free; 5 shares "a" again.
+        assert_eq!(
+            keyed(&[
+                (1, &["a"]),
+                (2, &["a", "b"]),
+                (3, &["b"]),
+                (4, &["z"]),
+                (5, &["a"]),
+            ]),
+            vec![vec![1, 4], vec![2], vec![3, 5]]
+        );
+        // The same request id sent three times: three transactions.
+        assert_eq!(
+            keyed(&[(1, &["r"]), (2, &["r"]), (3, &["r"])]),
+            vec![vec![1], vec![2], vec![3]]
+        );
+    }
+
+    fn child(given: &str) -> Child {
+        Child {
+            member_id: Uuid::now_v7(),
+            given_name: given.into(),
+            family_name: "Kerr".into(),
+            date_of_birth: None,
+            due_date: None,
+            nhs_number: None,
+            ethnicity: String::new(),
+        }
+    }
+
+    fn adult(given: &str, role: ParentingRole) -> Adult {
+        Adult {
+            member_id: Uuid::now_v7(),
+            given_name: given.into(),
+            family_name: "Kerr".into(),
+            role,
+            date_of_birth: None,
+            ethnicity: String::new(),
+            phone: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_unknown_family_is_new_with_every_member() {
+        let mut r = sample(Utc::now());
+        r.children = vec![child("Mia")];
+        r.adults = vec![adult("Dawn", ParentingRole::Mother)];
+        let before = r.clone();
+        let found = Matches {
+            children: vec![None],
+            adults: vec![],
+        };
+        let link = link(&mut r, &found);
+        assert_eq!(r, before);
+        assert!(link.family.is_none());
+        assert_eq!(link.new_members.len(), 2);
+    }
+
+    #[test]
+    fn a_known_child_brings_the_referral_into_its_family() {
+        let mut r = sample(Utc::now());
+        r.children = vec![child("Mia"), child("Leo"), child("Mia")];
+        r.adults = vec![
+            adult("Dawn", ParentingRole::Mother),
+            adult("Dawn", ParentingRole::Grandparent),
+            adult("Sam", ParentingRole::Father),
+        ];
+        let (family, other_family) = (Uuid::now_v7(), Uuid::now_v7());
+        let (known_mia, known_leo, known_dawn) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let found = Matches {
+            children: vec![
+                Some(Known {
+                    member_id: known_mia,
+                    family_id: family,
+                    how: pb::LinkMatch::NhsNumber,
+                }),
+                // Known, but in another family: stays a new person in this one.
+                Some(Known {
+                    member_id: known_leo,
+                    family_id: other_family,
+                    how: pb::LinkMatch::NameDateOfBirthPostcode,
+                }),
+                // The same known child entered twice: named once.
+                Some(Known {
+                    member_id: known_mia,
+                    family_id: family,
+                    how: pb::LinkMatch::NhsNumber,
+                }),
+            ],
+            adults: vec![(
+                known_dawn,
+                "dawn|kerr".into(),
+                "PARENTING_ROLE_MOTHER".into(),
+            )],
+        };
+        let ids: Vec<Uuid> = r.children.iter().map(|c| c.member_id).collect();
+        let adult_ids: Vec<Uuid> = r.adults.iter().map(|a| a.member_id).collect();
+        let link = link(&mut r, &found);
+
+        assert_eq!(link.family, Some((family, pb::LinkMatch::NhsNumber)));
+        assert_eq!(link.matched, vec![known_mia]);
+        assert!(r.linked_existing);
+        assert_eq!(r.family_id, family);
+        assert_eq!(r.children[0].member_id, known_mia);
+        assert_eq!(r.children[1].member_id, ids[1]);
+        assert_eq!(r.children[2].member_id, ids[2]);
+        // Dawn the mother is known; Dawn the grandparent and Sam are new.
+        assert_eq!(r.adults[0].member_id, known_dawn);
+        assert_eq!(r.adults[1].member_id, adult_ids[1]);
+        let new: HashSet<Uuid> = [ids[1], ids[2], adult_ids[1], adult_ids[2]].into();
+        assert_eq!(link.new_members, new);
+    }
+}
