@@ -128,10 +128,12 @@ pub async fn prepare(pg: &PgServer, dir: &Path) -> Result<Baseline> {
 }
 
 impl Baseline {
-    /// `pgbench -n -c C -j min(C,2) -T N -f script.sql`.
+    /// `pgbench -n -M prepared -c C -j min(C,2) -T N -f script.sql`: prepared
+    /// statements, as the service uses (the simple protocol would plan every statement
+    /// of every transaction, and give a lower baseline).
     pub fn command_line(&self, clients: usize, seconds: u64) -> String {
         format!(
-            "pgbench -n -c {clients} -j {} -T {seconds} -f referral.sql",
+            "pgbench -n -M prepared -c {clients} -j {} -T {seconds} -f referral.sql",
             clients.min(2)
         )
     }
@@ -146,7 +148,7 @@ impl Baseline {
                 "-U",
                 "hearth",
             ])
-            .args(["-n", "-c", &clients.to_string()])
+            .args(["-n", "-M", "prepared", "-c", &clients.to_string()])
             .args(["-j", &clients.min(2).to_string()])
             .args(["-T", &seconds.to_string(), "-f"])
             .arg(&self.script)
