@@ -141,9 +141,9 @@ pub struct ServiceConfig {
     /// `HEARTH_RELAY_POLL_MS` (default 1000): the safety-net poll when no NOTIFY arrives.
     pub relay_poll: Duration,
     /// `HEARTH_WRITERS` (default [`DEFAULT_WRITERS`]): how many transactions write
-    /// creates at once, each on a connection of the pool (so fewer than
-    /// `HEARTH_DATABASE_MAX_CONNECTIONS`). Creates that arrive while they are busy are
-    /// written together (group commit).
+    /// creates at once. Creates that arrive while they are busy are written together
+    /// (group commit). The writers have connections of their own (one each, plus one),
+    /// beside the `HEARTH_DATABASE_MAX_CONNECTIONS` of the pool.
     pub writers: usize,
     /// `HEARTH_WRITE_BATCH_MAX` (default [`DEFAULT_WRITE_BATCH_MAX`]): the most creates
     /// one transaction takes.
@@ -197,22 +197,16 @@ impl ServiceConfig {
                 .filter(|p| !p.as_os_str().is_empty())
                 .collect(),
         };
-        let database_max_connections =
-            env.bounded_or("HEARTH_DATABASE_MAX_CONNECTIONS", 16, 1, 1000)? as u32;
         let writers = env.bounded_or("HEARTH_WRITERS", DEFAULT_WRITERS as u64, 1, 64)? as usize;
-        if writers >= database_max_connections as usize {
-            return Err(ConfigError {
-                var: "HEARTH_WRITERS".into(),
-                problem: format!(
-                    "must be less than HEARTH_DATABASE_MAX_CONNECTIONS ({database_max_connections}), \
-                     so that reads still get a connection"
-                ),
-            });
-        }
         Ok(ServiceConfig {
             grpc_addr,
             database_url: Secret::new(database_url),
-            database_max_connections,
+            database_max_connections: env.bounded_or(
+                "HEARTH_DATABASE_MAX_CONNECTIONS",
+                16,
+                1,
+                1000,
+            )? as u32,
             nats_url,
             auth,
             request_timeout: env.millis_or("HEARTH_REQUEST_TIMEOUT_MS", Duration::from_secs(10))?,
@@ -287,13 +281,12 @@ mod tests {
     }
 
     #[test]
-    fn writers_leave_connections_for_reads() {
+    fn writers_and_their_batch_are_bounded() {
         let cfg = ServiceConfig::from_env(&env(BASE), 1).unwrap();
         assert_eq!(cfg.writers, DEFAULT_WRITERS);
         assert_eq!(cfg.write_batch_max, DEFAULT_WRITE_BATCH_MAX);
         let mut bad = BASE.to_vec();
-        bad.push(("HEARTH_DATABASE_MAX_CONNECTIONS", "4"));
-        bad.push(("HEARTH_WRITERS", "4"));
+        bad.push(("HEARTH_WRITERS", "65"));
         let err = ServiceConfig::from_env(&env(&bad), 1).unwrap_err();
         assert_eq!(err.var, "HEARTH_WRITERS");
         let mut bad = BASE.to_vec();

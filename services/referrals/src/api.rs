@@ -148,15 +148,15 @@ fn request_hash(method: &str, msg: &impl Message) -> Vec<u8> {
 
 impl ReferralsApi {
     /// The service and the intake's writers (see [`Intake::start`]).
-    pub fn start(pool: PgPool, intake: IntakeOptions) -> (Self, Writers) {
+    pub fn start(pool: PgPool, intake: IntakeOptions) -> std::io::Result<(Self, Writers)> {
         let outbox = Outbox::new(pool.clone(), store::SCHEMA, events::SOURCE);
-        let (intake, writers) = Intake::start(pool.clone(), outbox.clone(), intake);
+        let (intake, writers) = Intake::start(&pool, intake)?;
         let api = ReferralsApi {
             pool,
             outbox,
             intake,
         };
-        (api, writers)
+        Ok((api, writers))
     }
 
     /// Claims the request id and locks the referral, checking the caller may see it.

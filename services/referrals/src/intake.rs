@@ -1,7 +1,7 @@
 //! CreateReferral's group commit: creates that arrive together are written together.
 //!
 //! A handler validates its request, then hands the referral to the intake and waits.
-//! A few writer tasks each take every create waiting (up to a limit) and write them in
+//! A few writer tasks, on a thread and connections of their own, each take every create waiting (up to a limit) and write them in
 //! one transaction of four round trips — `BEGIN`, [`store::claim_and_match`],
 //! [`store::insert_referrals`], `COMMIT` — however many there are. Under load the
 //! fixed costs of a transaction (round trips, statement start-up, the commit's WAL
@@ -22,10 +22,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use hearth_platform::outbox::{Outbox, OutboxEvent};
 use hearth_proto::referrals as pb;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -89,7 +91,7 @@ pub struct Intake {
 /// The running writers; [`Writers::finish`] stops them.
 #[derive(Debug)]
 pub struct Writers {
-    tasks: JoinSet<()>,
+    done: oneshot::Receiver<()>,
     stop: CancellationToken,
 }
 
@@ -98,47 +100,59 @@ impl Writers {
     /// the writers to end. Call once the server has stopped taking calls.
     pub async fn finish(self) {
         self.stop.cancel();
-        self.tasks.join_all().await;
+        // An error means the thread is gone already (it ends when every handle on
+        // the intake is dropped, or it panicked and said so on stderr).
+        let _ = self.done.await;
     }
 }
 
 impl Intake {
-    /// Starts the writers.
-    pub fn start(pool: PgPool, outbox: Outbox, opts: IntakeOptions) -> (Intake, Writers) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let queue = Arc::new(Mutex::new(rx));
-        let writer = Arc::new(Writer { pool, outbox });
+    /// Starts the writers on a thread of their own, with a runtime and database
+    /// connections of their own (`opts.writers`, plus one for the relay's wake-up):
+    /// each batch's four round trips are on every waiting caller's path, and on the
+    /// shared runtime each reply waited its turn behind the handlers and the load
+    /// (half-load p99 16-22 ms there, 16-18 ms here; docs/BENCHMARKS.md). The
+    /// connections are made from `pool`'s options.
+    pub fn start(pool: &PgPool, opts: IntakeOptions) -> std::io::Result<(Intake, Writers)> {
+        let (queue, rx) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        let mut tasks = JoinSet::new();
-        for _ in 0..opts.writers.max(1) {
-            let queue = Arc::clone(&queue);
-            let writer = Arc::clone(&writer);
-            let stop = stop.clone();
-            let max = opts.max_batch.max(1);
-            tasks.spawn(async move {
-                let mut batch = Vec::with_capacity(max);
-                loop {
-                    // One writer at a time takes what is waiting; the others queue on
-                    // the lock, so each batch holds everything that arrived meanwhile.
-                    let got = {
-                        let mut rx = queue.lock().await;
-                        tokio::select! {
-                            biased;
-                            n = rx.recv_many(&mut batch, max) => n,
-                            _ = stop.cancelled() => {
-                                rx.close();
-                                rx.recv_many(&mut batch, max).await
-                            }
-                        }
-                    };
-                    if got == 0 {
-                        return; // closed, and nothing left queued
+        let (done_tx, done) = oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("referrals-intake")
+            .build()?;
+        let options = (*pool.connect_options()).clone();
+        let writers = opts.writers.max(1);
+        let max = opts.max_batch.max(1);
+        let stopping = stop.clone();
+        std::thread::Builder::new()
+            .name("referrals-intake".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let pool = PgPoolOptions::new()
+                        .max_connections(writers as u32 + 1)
+                        .acquire_timeout(Duration::from_secs(5))
+                        .connect_lazy_with(options);
+                    let outbox = Outbox::new(pool.clone(), store::SCHEMA, events::SOURCE);
+                    let writer = Arc::new(Writer {
+                        pool: pool.clone(),
+                        outbox,
+                    });
+                    let queue = Arc::new(Mutex::new(rx));
+                    let mut tasks = JoinSet::new();
+                    for _ in 0..writers {
+                        tasks.spawn(Arc::clone(&writer).run(
+                            Arc::clone(&queue),
+                            max,
+                            stopping.clone(),
+                        ));
                     }
-                    writer.write(std::mem::take(&mut batch)).await;
-                }
-            });
-        }
-        (Intake { queue: tx }, Writers { tasks, stop })
+                    tasks.join_all().await;
+                    pool.close().await;
+                });
+                let _ = done_tx.send(());
+            })?;
+        Ok((Intake { queue }, Writers { done, stop }))
     }
 
     /// Writes `create` (with whatever else is waiting) and says what became of it.
@@ -158,6 +172,36 @@ struct Writer {
 }
 
 impl Writer {
+    /// Takes every create waiting (up to `max`) and writes them, until the intake is
+    /// closed and empty.
+    async fn run(
+        self: Arc<Self>,
+        queue: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>,
+        max: usize,
+        stop: CancellationToken,
+    ) {
+        let mut batch = Vec::with_capacity(max);
+        loop {
+            // One writer at a time takes what is waiting; the others queue on the
+            // lock, so each batch holds everything that arrived meanwhile.
+            let got = {
+                let mut rx = queue.lock().await;
+                tokio::select! {
+                    biased;
+                    n = rx.recv_many(&mut batch, max) => n,
+                    _ = stop.cancelled() => {
+                        rx.close();
+                        rx.recv_many(&mut batch, max).await
+                    }
+                }
+            };
+            if got == 0 {
+                return; // closed (or every handle dropped), and nothing left queued
+            }
+            self.write(std::mem::take(&mut batch)).await;
+        }
+    }
+
     async fn write(&self, batch: Vec<Pending>) {
         let live: Vec<Pending> = batch.into_iter().filter(|p| !p.reply.is_closed()).collect();
         for round in rounds(live, |p| {

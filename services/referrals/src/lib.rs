@@ -64,7 +64,7 @@ pub async fn run(
             writers: cfg.writers,
             max_batch: cfg.write_batch_max,
         },
-    );
+    )?;
     let svc = ReferralsServiceServer::new(api)
         .max_decoding_message_size(cfg.max_message_bytes)
         .max_encoding_message_size(cfg.max_message_bytes);
