@@ -161,6 +161,10 @@ pub struct Outbox {
     waker: Arc<Waker>,
 }
 
+/// The least time between two wake-ups. The relay waits 5 ms after one anyway, to
+/// publish a burst in one batch, so a busier wake-up buys nothing.
+const WAKE_INTERVAL: Duration = Duration::from_millis(5);
+
 /// Sends the relays' wake-up `NOTIFY` after commits, one at a time: commits that land
 /// while one is in flight are covered by one more. Its task starts on the first commit
 /// and lasts as long as the runtime (one per `Outbox`, shared by its clones).
@@ -183,6 +187,8 @@ impl Waker {
                         // The relay's slow poll still finds the rows.
                         tracing::warn!(error = %e, "outbox wake-up failed");
                     }
+                    // Commits meanwhile share the next wake-up.
+                    tokio::time::sleep(WAKE_INTERVAL).await;
                 }
             });
         });
