@@ -186,6 +186,17 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::PoolClosed => ApiError::Unavailable {
                 message: "the service is shutting down; retry later".into(),
             },
+            // A session the server ended (restart, failover, an operator) or could not
+            // keep: SQLSTATE classes 57P (operator intervention) and 08 (connection).
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) =>
+            {
+                ApiError::Unavailable {
+                    message: "the database connection was lost; retry".into(),
+                }
+            }
             _ => ApiError::Internal(Box::new(err)),
         }
     }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use hearth_proto::referrals as pb;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -174,4 +175,66 @@ fn the_binary_refuses_to_start_without_its_configuration() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("HEARTH_DATABASE_URL"), "{stderr}");
+}
+
+/// Reads `name` with `n` calls at once; the failures.
+async fn read_at_once(app: &TestApp, name: &str, n: usize) -> Vec<tonic::Status> {
+    let calls: Vec<_> = (0..n)
+        .map(|_| {
+            let mut c = app.triage();
+            let req = pb::GetReferralRequest { name: name.into() };
+            tokio::spawn(async move { c.get_referral(req).await })
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for call in calls {
+        if let Err(e) = call.await.unwrap() {
+            failed.push(e);
+        }
+    }
+    failed
+}
+
+#[tokio::test]
+async fn calls_succeed_after_the_database_dropped_every_connection() {
+    let app = TestApp::spawn().await;
+    let first = app.create(referral()).await;
+    // Reads at once, so that the service's pool holds many connections.
+    let failed = read_at_once(&app, &first.name, 16).await;
+    assert!(failed.is_empty(), "{failed:?}");
+
+    // As after a database restart or failover: every session the service holds ends.
+    let dropped: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid()) t",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(dropped >= 4, "only {dropped} sessions ended");
+
+    // Reads at once may find their connection gone (one in steady use is not
+    // checked first); those are told to retry, never that something broke inside.
+    for e in read_at_once(&app, &first.name, 16).await {
+        assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    }
+    // A create: its writer finds its connection gone and writes it on a new one.
+    let second = app.create(referral()).await;
+    // Reads use the pool, which checks a connection that sat idle before handing it
+    // out, and replaces it if it is dead.
+    tokio::time::sleep(hearth_platform::db::CHECK_IDLE_AFTER + Duration::from_millis(100)).await;
+    let failed = read_at_once(&app, &second.name, 16).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    let page = app
+        .triage()
+        .list_referrals(pb::ListReferralsRequest {
+            page_size: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.referrals.len(), 2);
+    // The relay reconnects too: both events reach NATS.
+    assert_eq!(app.events(2).await.len(), 2);
 }
