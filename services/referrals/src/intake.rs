@@ -1,12 +1,13 @@
 //! CreateReferral's group commit: creates that arrive together are written together.
 //!
 //! A handler validates its request, then hands the referral to the intake and waits.
-//! A few writer tasks, on a thread and connections of their own, each take every create waiting (up to a limit) and write them in
-//! one transaction of four round trips — `BEGIN`, [`store::claim_and_match`],
-//! [`store::insert_referrals`], `COMMIT` — however many there are. Under load the
-//! fixed costs of a transaction (round trips, statement start-up, the commit's WAL
-//! flush) are shared by the whole batch; with one call in flight a batch is that one
-//! call, so nothing waits for company.
+//! A few writer tasks, on a thread and connections of their own, each take every
+//! create waiting (up to a limit) and write them in one transaction of four round
+//! trips — `BEGIN`, [`store::claim_and_match`], [`store::insert_referrals`],
+//! `COMMIT` — however many there are. Under load the fixed costs of a transaction
+//! (round trips, statement start-up, the commit's WAL flush) are shared by the whole
+//! batch; with one call in flight a batch is that one call, so nothing waits for
+//! company.
 //!
 //! What holds for each create is what held when each had its own transaction:
 //!
@@ -22,12 +23,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
+use hearth_platform::db;
 use hearth_platform::outbox::{Outbox, OutboxEvent};
 use hearth_proto::referrals as pb;
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -108,10 +110,12 @@ impl Writers {
 
 impl Intake {
     /// Starts the writers on a thread of their own, with a runtime and database
-    /// connections of their own (`opts.writers`, plus one for the relay's wake-up):
-    /// each batch's four round trips are on every waiting caller's path, and on the
-    /// shared runtime each reply waited its turn behind the handlers and the load
-    /// (half-load p99 16-22 ms there, 16-18 ms here; docs/BENCHMARKS.md). The
+    /// connections of their own (one per writer, plus a pool of one for the relay's
+    /// wake-up): each batch's four round trips are on every waiting caller's path,
+    /// and on the shared runtime each reply waited its turn behind the handlers and
+    /// the load (half-load p99 16-22 ms there, 16-18 ms here; docs/BENCHMARKS.md).
+    /// Each writer keeps its connection rather than taking one from a pool per
+    /// batch, which cost a check round trip on each return (sqlx's). The
     /// connections are made from `pool`'s options.
     pub fn start(pool: &PgPool, opts: IntakeOptions) -> std::io::Result<(Intake, Writers)> {
         let (queue, rx) = mpsc::unbounded_channel();
@@ -129,15 +133,9 @@ impl Intake {
             .name("referrals-intake".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let pool = PgPoolOptions::new()
-                        .max_connections(writers as u32 + 1)
-                        .acquire_timeout(Duration::from_secs(5))
-                        .connect_lazy_with(options);
+                    let pool = db::pool_options(1).connect_lazy_with(options.clone());
                     let outbox = Outbox::new(pool.clone(), store::SCHEMA, events::SOURCE);
-                    let writer = Arc::new(Writer {
-                        pool: pool.clone(),
-                        outbox,
-                    });
+                    let writer = Arc::new(Writer { options, outbox });
                     let queue = Arc::new(Mutex::new(rx));
                     let mut tasks = JoinSet::new();
                     for _ in 0..writers {
@@ -167,8 +165,49 @@ impl Intake {
 }
 
 struct Writer {
-    pool: PgPool,
+    options: PgConnectOptions,
     outbox: Outbox,
+}
+
+/// A writer's own connection, made on first use and made again after it broke.
+#[derive(Default)]
+struct Conn {
+    live: Option<(PgConnection, Instant)>,
+}
+
+impl Conn {
+    /// The connection, checked first if it sat idle (as our pools do, `db`).
+    async fn get(&mut self, options: &PgConnectOptions) -> Result<&mut PgConnection, sqlx::Error> {
+        if let Some((conn, used)) = &mut self.live
+            && used.elapsed() >= db::CHECK_IDLE_AFTER
+            && conn.ping().await.is_err()
+        {
+            self.live = None;
+        }
+        let live = match self.live.take() {
+            Some(live) => live,
+            None => (PgConnection::connect_with(options).await?, Instant::now()),
+        };
+        let (conn, used) = self.live.insert(live);
+        *used = Instant::now();
+        Ok(conn)
+    }
+
+    /// After a failed transaction: keeps the connection if it still answers, so that
+    /// the next transaction opens a new one only when this one broke.
+    async fn check(&mut self) {
+        if let Some((conn, _)) = &mut self.live
+            && conn.ping().await.is_err()
+        {
+            self.live = None;
+        }
+    }
+
+    async fn close(self) {
+        if let Some((conn, _)) = self.live {
+            let _ = conn.close().await;
+        }
+    }
 }
 
 impl Writer {
@@ -181,6 +220,7 @@ impl Writer {
         stop: CancellationToken,
     ) {
         let mut batch = Vec::with_capacity(max);
+        let mut conn = Conn::default();
         loop {
             // One writer at a time takes what is waiting; the others queue on the
             // lock, so each batch holds everything that arrived meanwhile.
@@ -196,13 +236,15 @@ impl Writer {
                 }
             };
             if got == 0 {
-                return; // closed (or every handle dropped), and nothing left queued
+                // Closed (or every handle dropped), and nothing left queued.
+                conn.close().await;
+                return;
             }
-            self.write(std::mem::take(&mut batch)).await;
+            self.write(&mut conn, std::mem::take(&mut batch)).await;
         }
     }
 
-    async fn write(&self, batch: Vec<Pending>) {
+    async fn write(&self, conn: &mut Conn, batch: Vec<Pending>) {
         let live: Vec<Pending> = batch.into_iter().filter(|p| !p.reply.is_closed()).collect();
         for round in rounds(live, |p| {
             let c = &p.create;
@@ -210,16 +252,16 @@ impl Writer {
             keys.push(format!("request|{}|{}", c.org, c.request_id));
             keys
         }) {
-            self.write_round(round).await;
+            self.write_round(conn, round).await;
         }
     }
 
     /// One transaction for `round`; if it fails and held more than one create, each is
     /// written again on its own, so that it gets its own answer.
-    async fn write_round(&self, round: Vec<Pending>) {
+    async fn write_round(&self, conn: &mut Conn, round: Vec<Pending>) {
         let creates: Vec<&Create> = round.iter().map(|p| &p.create).collect();
         let span = tracing::debug_span!("create_batch", size = creates.len());
-        match self.transaction(&creates).instrument(span).await {
+        match self.transaction(conn, &creates).instrument(span).await {
             Ok(outcomes) => {
                 for (p, outcome) in round.into_iter().zip(outcomes) {
                     let _ = p.reply.send(Ok(outcome));
@@ -229,7 +271,7 @@ impl Writer {
                 tracing::warn!(size = round.len(), error = %err, "create batch failed; writing each on its own");
                 for p in round {
                     let answer = self
-                        .transaction(&[&p.create])
+                        .transaction(conn, &[&p.create])
                         .instrument(tracing::debug_span!("create_batch", size = 1))
                         .await
                         .and_then(|o| o.into_iter().next().ok_or_else(unanswered));
@@ -244,7 +286,25 @@ impl Writer {
         }
     }
 
-    async fn transaction(&self, creates: &[&Create]) -> Result<Vec<Outcome>, sqlx::Error> {
+    async fn transaction(
+        &self,
+        conn: &mut Conn,
+        creates: &[&Create],
+    ) -> Result<Vec<Outcome>, sqlx::Error> {
+        let result = self
+            .transaction_on(conn.get(&self.options).await?, creates)
+            .await;
+        if result.is_err() {
+            conn.check().await;
+        }
+        result
+    }
+
+    async fn transaction_on(
+        &self,
+        conn: &mut PgConnection,
+        creates: &[&Create],
+    ) -> Result<Vec<Outcome>, sqlx::Error> {
         let lock_keys: Vec<Vec<String>> = creates
             .iter()
             .map(|c| store::identity_keys(&c.referral.receiving_area, &c.referral))
@@ -260,7 +320,7 @@ impl Writer {
                 lock_keys: keys,
             })
             .collect();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = conn.begin().await?;
         let found = store::claim_and_match(&mut tx, &inputs).await?;
 
         let mut outcomes = Vec::with_capacity(creates.len());
