@@ -72,6 +72,65 @@ struct HalfLoad {
     /// Commit-to-NATS lag per event, microseconds.
     lag: hdrhistogram::Histogram<u64>,
     expected_events: u64,
+    /// The whole machine's CPU over the open loop; `None` without `/proc/stat`.
+    cpu: Option<CpuUse>,
+}
+
+/// The machine's CPU time, from the first line of `/proc/stat` (all CPUs, in ticks).
+#[derive(Debug, Clone, Copy)]
+struct CpuTicks {
+    busy: u64,
+    steal: u64,
+    total: u64,
+}
+
+impl CpuTicks {
+    fn now() -> Option<CpuTicks> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let [user, nice, system, idle, iowait, irq, softirq, steal] = *fields.get(..8)? else {
+            return None;
+        };
+        Some(CpuTicks {
+            busy: user + nice + system + irq + softirq,
+            steal,
+            total: user + nice + system + idle + iowait + irq + softirq + steal,
+        })
+    }
+}
+
+/// What the machine's CPUs did over a run.
+#[derive(Debug, Clone, Copy)]
+struct CpuUse {
+    /// Share of all CPUs' time spent running anything (this process, Postgres, NATS,
+    /// anything else on the machine).
+    busy: f64,
+    /// Share taken by the hypervisor for other guests: time this VM wanted and did not
+    /// get.
+    steal: f64,
+    /// Busy CPU time per call, milliseconds (everything on the machine, divided by the
+    /// calls made).
+    ms_per_call: f64,
+}
+
+impl CpuUse {
+    fn between(a: CpuTicks, b: CpuTicks, calls: u64) -> Option<CpuUse> {
+        let total = b.total.checked_sub(a.total).filter(|t| *t > 0)? as f64;
+        let busy = b.busy.saturating_sub(a.busy) as f64;
+        // /proc/stat counts in USER_HZ ticks, 100 per second on Linux.
+        Some(CpuUse {
+            busy: busy / total,
+            steal: b.steal.saturating_sub(a.steal) as f64 / total,
+            ms_per_call: busy * 10.0 / calls.max(1) as f64,
+        })
+    }
 }
 
 /// A scratch directory removed when dropped.
@@ -309,7 +368,6 @@ async fn measure(
         opts.seconds
     );
     let half = half_load(&clients, auth, &families, rate, window, &nats.url()).await?;
-
     let pg_version: String = sqlx::query_scalar("SHOW server_version")
         .fetch_one(&observer)
         .await
@@ -390,7 +448,11 @@ async fn half_load(
     });
 
     let since = Utc::now();
+    let before = CpuTicks::now();
     let stats = load::paced(clients, auth, families, rate, window).await?;
+    let cpu = before
+        .zip(CpuTicks::now())
+        .and_then(|(a, b)| CpuUse::between(a, b, stats.latency.len() + stats.errors));
     let expected = stats.latency.len();
     let mut lag = load::histogram()?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -411,6 +473,7 @@ async fn half_load(
         stats,
         lag,
         expected_events: expected,
+        cpu,
     })
 }
 
@@ -625,6 +688,17 @@ fn report(
         h.ms(0.99),
         h.max_ms()
     );
+    if let Some(cpu) = half.cpu {
+        let _ = writeln!(
+            w,
+            "The machine meanwhile: its CPUs {:.0}% busy (service, callers, Postgres, NATS and \
+             anything else), {:.2} ms of CPU per call; {:.1}% of their time stolen by the \
+             hypervisor for other guests.\n",
+            100.0 * cpu.busy,
+            cpu.ms_per_call,
+            100.0 * cpu.steal
+        );
+    }
 
     let lag = &half.lag;
     let lag_ms = |q: f64| lag.value_at_quantile(q) as f64 / 1000.0;

@@ -3,7 +3,7 @@
 //! ```text
 //! hearth-dev run   [--pg-port N] [--nats-port N] [--grpc-port N]
 //! hearth-dev token --org ORG --roles r1,r2 [--sub SUBJECT] [--hours N]
-//! hearth-dev bench [--seconds N] [--concurrency 1,4,16,32,64]
+//! hearth-dev bench [--seconds N] [--concurrency 1,4,16,32,64,128]
 //! ```
 //!
 //! This file only parses the command line and dispatches; each subcommand lives in
@@ -43,7 +43,7 @@ commands:
           --org ORG  --roles r1,r2  [--sub SUBJECT]  [--hours N (default 12)]
           roles: referrer, triage, practitioner, coordinator, analyst, admin
   bench   load-test CreateReferral against private servers and compare with pgbench
-          [--seconds N (default 10)]  [--concurrency 1,4,16,32,64]
+          [--seconds N (default 10)]  [--concurrency 1,4,16,32,64,128]
   help    show this text";
 
 fn main() -> ExitCode {
@@ -84,7 +84,7 @@ fn dispatch(raw: Vec<String>) -> Result<()> {
             }
             let opts = bench::BenchOptions {
                 seconds,
-                concurrency: args.number_list("concurrency", &[1, 4, 16, 32, 64])?,
+                concurrency: args.number_list("concurrency", &[1, 4, 16, 32, 64, 128])?,
             };
             runtime()?.block_on(bench::bench(opts))
         }
