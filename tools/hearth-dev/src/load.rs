@@ -318,11 +318,18 @@ pub async fn paced(
     let mut ticker = tokio::time::interval_at(start, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut tasks = JoinSet::new();
+    let mut stats = Stats::new(window)?;
     let mut i = 0usize;
     loop {
         let scheduled = ticker.tick().await;
         if scheduled >= end {
             break;
+        }
+        // Finished calls are collected as the run goes, so that their memory is
+        // reused: kept to the end, tens of thousands of them made the load
+        // generator fault in fresh pages all run long, on the CPUs it shares.
+        while let Some(done) = tasks.try_join_next() {
+            stats.record(done.context("a paced call panicked")?);
         }
         let mut client = clients[i % clients.len()].clone();
         i += 1;
@@ -334,7 +341,6 @@ pub async fn paced(
                 .map(|()| scheduled.elapsed())
         });
     }
-    let mut stats = Stats::new(window)?;
     while let Some(done) = tasks.join_next().await {
         stats.record(done.context("a paced call panicked")?);
     }
