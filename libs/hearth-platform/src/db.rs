@@ -41,14 +41,13 @@ pub fn pool_options(max_connections: u32) -> PgPoolOptions {
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
         .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
-            Box::pin(async move {
-                if meta.idle_for < CHECK_IDLE_AFTER {
-                    return Ok(true);
-                }
-                Ok(conn.ping().await.is_ok())
-            })
-        })
+        .before_acquire(|conn, meta| Box::pin(async move { Ok(usable(conn, meta.idle_for).await) }))
+}
+
+/// Whether a connection idle for `idle_for` may be used: yes if it was in use within
+/// [`CHECK_IDLE_AFTER`], else if it answers a ping. For connections kept outside a pool.
+pub async fn usable(conn: &mut sqlx::PgConnection, idle_for: Duration) -> bool {
+    idle_for < CHECK_IDLE_AFTER || conn.ping().await.is_ok()
 }
 
 /// Connects a pool whose sessions use `schema` first, retrying for up to `patience` so

@@ -179,16 +179,14 @@ impl Conn {
     /// The connection, checked first if it sat idle (as our pools do, `db`).
     async fn get(&mut self, options: &PgConnectOptions) -> Result<&mut PgConnection, sqlx::Error> {
         if let Some((conn, used)) = &mut self.live
-            && used.elapsed() >= db::CHECK_IDLE_AFTER
-            && conn.ping().await.is_err()
+            && !db::usable(conn, used.elapsed()).await
         {
             self.live = None;
         }
-        let live = match self.live.take() {
-            Some(live) => live,
-            None => (PgConnection::connect_with(options).await?, Instant::now()),
-        };
-        let (conn, used) = self.live.insert(live);
+        if self.live.is_none() {
+            self.live = Some((PgConnection::connect_with(options).await?, Instant::now()));
+        }
+        let (conn, used) = self.live.as_mut().expect("made above");
         *used = Instant::now();
         Ok(conn)
     }

@@ -368,6 +368,7 @@ async fn measure(
         opts.seconds
     );
     let half = half_load(&clients, auth, &families, rate, window, &nats.url()).await?;
+
     let pg_version: String = sqlx::query_scalar("SHOW server_version")
         .fetch_one(&observer)
         .await
