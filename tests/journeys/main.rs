@@ -1,4 +1,5 @@
 //! Journeys across service boundaries.
 
 mod front_door;
+mod shutdown;
 mod support;

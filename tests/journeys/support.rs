@@ -129,11 +129,21 @@ impl Service {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Sends SIGTERM and waits for a clean exit.
+    /// Sends SIGTERM and waits for the process to exit.
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        self.sigterm();
+        self.exited().await
+    }
+
+    /// Sends SIGTERM, as an operator's `kill` or Kubernetes would.
+    pub fn sigterm(&self) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(sent.success());
+    }
+
+    /// Waits (up to 20 s) for the process to exit.
+    pub async fn exited(&mut self) -> std::process::ExitStatus {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

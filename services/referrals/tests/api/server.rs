@@ -63,8 +63,11 @@ async fn health_and_reflection_answer_without_a_token() {
     );
 }
 
+/// The drain as seen from a caller. That SIGTERM waits for calls in flight is shown
+/// against the real binary (`tests/journeys/shutdown.rs`): hosted here, the
+/// connections' tasks would answer them even if the server did not wait.
 #[tokio::test]
-async fn graceful_shutdown_finishes_every_call_already_in_flight() {
+async fn the_drain_reports_not_serving_and_every_call_made_is_answered() {
     let mut app = TestApp::spawn_with(|cfg| cfg.shutdown_drain = Duration::from_millis(300)).await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
