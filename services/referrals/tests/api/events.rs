@@ -98,3 +98,266 @@ async fn events_about_one_referral_arrive_in_the_order_they_happened() {
     assert_eq!(pending, 0);
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+/// The `ref` every referrals event starts with.
+fn reference_of(ce_type: &str, payload: &[u8]) -> pb::ReferralRef {
+    use prost::Message as _;
+    let r = match ce_type {
+        "hearth.referrals.v1.referral.received" => {
+            pb::ReferralReceived::decode(payload).unwrap().r#ref
+        }
+        "hearth.referrals.v1.referral.accepted" => {
+            pb::ReferralAccepted::decode(payload).unwrap().r#ref
+        }
+        "hearth.referrals.v1.referral.signposted" => {
+            pb::ReferralSignposted::decode(payload).unwrap().r#ref
+        }
+        "hearth.referrals.v1.referral.redirected" => {
+            pb::ReferralRedirected::decode(payload).unwrap().r#ref
+        }
+        "hearth.referrals.v1.referral.declined" => {
+            pb::ReferralDeclined::decode(payload).unwrap().r#ref
+        }
+        "hearth.referrals.v1.referral.withdrawn" => {
+            pb::ReferralWithdrawn::decode(payload).unwrap().r#ref
+        }
+        "hearth.referrals.v1.contact.recorded" => {
+            pb::ContactRecorded::decode(payload).unwrap().r#ref
+        }
+        "hearth.referrals.v1.consent.recorded" => {
+            pb::ConsentRecorded::decode(payload).unwrap().r#ref
+        }
+        "hearth.referrals.v1.consent.withdrawn" => {
+            pb::ConsentWithdrawn::decode(payload).unwrap().r#ref
+        }
+        "hearth.referrals.v1.family.linked" => pb::FamilyLinked::decode(payload).unwrap().r#ref,
+        other => panic!("unexpected event type {other}"),
+    };
+    r.expect("every event carries its ref")
+}
+
+/// The decision a decision event carries.
+fn decision_of(ce_type: &str, payload: &[u8]) -> Option<pb::Decision> {
+    use prost::Message as _;
+    match ce_type {
+        "hearth.referrals.v1.referral.accepted" => {
+            pb::ReferralAccepted::decode(payload).unwrap().decision
+        }
+        "hearth.referrals.v1.referral.signposted" => {
+            pb::ReferralSignposted::decode(payload).unwrap().decision
+        }
+        "hearth.referrals.v1.referral.redirected" => {
+            pb::ReferralRedirected::decode(payload).unwrap().decision
+        }
+        "hearth.referrals.v1.referral.declined" => {
+            pb::ReferralDeclined::decode(payload).unwrap().decision
+        }
+        "hearth.referrals.v1.referral.withdrawn" => {
+            pb::ReferralWithdrawn::decode(payload).unwrap().decision
+        }
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn every_kind_of_event_arrives_once_with_its_type_subject_and_ids() {
+    let app = TestApp::spawn().await;
+    let mut t = app.triage();
+    let family_of_one = referral();
+    let accepted = app.create(family_of_one.clone()).await;
+    let signposted = app.create(referral()).await;
+    let redirected = app.create(referral()).await;
+    let declined = app.create(referral()).await;
+    let withdrawn = app.create(referral()).await;
+    // The same child again: linked to the first referral's family.
+    let linked = app.create(family_of_one).await;
+    assert!(linked.linked_to_existing_family);
+    assert_eq!(linked.family_name, accepted.family_name);
+
+    t.record_contact(pb::RecordContactRequest {
+        name: accepted.name.clone(),
+        request_id: rid(),
+        contact: Some(pb::Contact {
+            method: pb::ContactMethod::Phone as i32,
+            contact_time: now_ts(0),
+            successful: true,
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    let with_consent = t
+        .record_consent(pb::RecordConsentRequest {
+            name: accepted.name.clone(),
+            request_id: rid(),
+            consent: Some(assessment_consent()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    let recorded_consent = with_consent.consents.last().unwrap().name.clone();
+    t.accept_referral(pb::AcceptReferralRequest {
+        name: accepted.name.clone(),
+        request_id: rid(),
+        reason: "Meets the early help threshold".into(),
+    })
+    .await
+    .unwrap();
+    t.signpost_referral(pb::SignpostReferralRequest {
+        name: signposted.name.clone(),
+        request_id: rid(),
+        signposted_to: "Solihull Approach online course".into(),
+        reason: "Universal offer meets the need".into(),
+    })
+    .await
+    .unwrap();
+    t.redirect_referral(pb::RedirectReferralRequest {
+        name: redirected.name.clone(),
+        request_id: rid(),
+        redirected_to: "east-lothian".into(),
+        reason: "The family has moved".into(),
+    })
+    .await
+    .unwrap();
+    t.decline_referral(pb::DeclineReferralRequest {
+        name: declined.name.clone(),
+        request_id: rid(),
+        decline_reason: pb::DeclineReason::NeedsMetElsewhere as i32,
+        reason: "Already supported by the school nurse".into(),
+    })
+    .await
+    .unwrap();
+    t.withdraw_referral(pb::WithdrawReferralRequest {
+        name: withdrawn.name.clone(),
+        request_id: rid(),
+        reason: "The family asked to stop".into(),
+    })
+    .await
+    .unwrap();
+    let withdrawn_consent = linked.consents[0].name.clone();
+    t.withdraw_consent(pb::WithdrawConsentRequest {
+        name: withdrawn_consent.clone(),
+        request_id: rid(),
+        reason: "Family no longer wishes to share".into(),
+        withdraw_time: None,
+    })
+    .await
+    .unwrap();
+
+    let want: Vec<(&pb::Referral, &[&str])> = vec![
+        (
+            &accepted,
+            &[
+                "referral.received",
+                "contact.recorded",
+                "consent.recorded",
+                "referral.accepted",
+            ],
+        ),
+        (&signposted, &["referral.received", "referral.signposted"]),
+        (&redirected, &["referral.received", "referral.redirected"]),
+        (&declined, &["referral.received", "referral.declined"]),
+        (&withdrawn, &["referral.received", "referral.withdrawn"]),
+        (
+            &linked,
+            &["referral.received", "family.linked", "consent.withdrawn"],
+        ),
+    ];
+    let total: usize = want.iter().map(|(_, types)| types.len()).sum();
+    let events = app.events(total).await;
+    assert_eq!(events.len(), total, "each event once, none twice");
+
+    let mut ids = HashSet::new();
+    for m in &events {
+        let ce_type = header(m, "ce-type");
+        assert_eq!(
+            m.subject.as_str(),
+            ce_type,
+            "published on its type's subject"
+        );
+        let id = header(m, "ce-id");
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "ce-id {id:?} is a UUID");
+        assert_eq!(
+            header(m, "Nats-Msg-Id"),
+            id,
+            "JetStream de-duplicates on the event id"
+        );
+        assert!(ids.insert(id), "event ids are unique");
+        assert_eq!(header(m, "ce-source"), referrals::events::SOURCE);
+        assert_eq!(header(m, "ce-specversion"), "1.0");
+        assert!(!header(m, "ce-time").is_empty());
+        let r = reference_of(&ce_type, &m.payload);
+        assert_eq!(
+            header(m, "ce-subject"),
+            r.referral,
+            "ce-subject is the referral"
+        );
+        assert_eq!(r.receiving_area, AREA);
+        assert_eq!(r.referring_organisation, REFERRER_ORG);
+        if let Some(d) = decision_of(&ce_type, &m.payload) {
+            assert_eq!(d.decided_by_organisation, AREA, "{ce_type}");
+            assert!(
+                !d.decided_by.is_empty() && !d.reason.is_empty(),
+                "{ce_type}"
+            );
+            assert!(d.decide_time.is_some(), "{ce_type}");
+        }
+    }
+    for (r, types) in &want {
+        let got: Vec<String> = events
+            .iter()
+            .filter(|m| header(m, "ce-subject") == r.name)
+            .map(|m| header(m, "ce-type"))
+            .collect();
+        let want: Vec<String> = types
+            .iter()
+            .map(|t| format!("hearth.referrals.v1.{t}"))
+            .collect();
+        assert_eq!(got, want, "the events about {}, in order", r.name);
+    }
+
+    // What the ids inside the payloads point at.
+    use prost::Message as _;
+    let payload = |r: &pb::Referral, t: &str| {
+        events
+            .iter()
+            .find(|m| header(m, "ce-subject") == r.name && header(m, "ce-type") == t)
+            .unwrap()
+            .payload
+            .clone()
+    };
+    let link =
+        pb::FamilyLinked::decode(payload(&linked, "hearth.referrals.v1.family.linked")).unwrap();
+    assert_eq!(link.family, accepted.family_name);
+    assert_eq!(link.r#ref.unwrap().family, accepted.family_name);
+    let consent =
+        pb::ConsentRecorded::decode(payload(&accepted, "hearth.referrals.v1.consent.recorded"))
+            .unwrap();
+    assert_eq!(consent.consent.unwrap().name, recorded_consent);
+    let gone =
+        pb::ConsentWithdrawn::decode(payload(&linked, "hearth.referrals.v1.consent.withdrawn"))
+            .unwrap();
+    assert_eq!(gone.consent, withdrawn_consent);
+    assert!(gone.withdraw_time.is_some());
+    let decline =
+        pb::ReferralDeclined::decode(payload(&declined, "hearth.referrals.v1.referral.declined"))
+            .unwrap()
+            .decision
+            .unwrap();
+    assert_eq!(decline.outcome, pb::State::Declined as i32);
+    assert_eq!(
+        decline.decline_reason,
+        pb::DeclineReason::NeedsMetElsewhere as i32
+    );
+    let redirect = pb::ReferralRedirected::decode(payload(
+        &redirected,
+        "hearth.referrals.v1.referral.redirected",
+    ))
+    .unwrap()
+    .decision
+    .unwrap();
+    assert_eq!(redirect.outcome, pb::State::Redirected as i32);
+    assert_eq!(redirect.destination, "east-lothian");
+}
