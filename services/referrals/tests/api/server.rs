@@ -241,3 +241,223 @@ async fn calls_succeed_after_the_database_dropped_every_connection() {
     // The relay reconnects too: both events reach NATS.
     assert_eq!(app.events(2).await.len(), 2);
 }
+
+/// Sets the `authorization` header verbatim (or not at all).
+#[derive(Clone)]
+struct RawAuth(Option<String>);
+
+impl tonic::service::Interceptor for RawAuth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut()
+                .insert("authorization", v.parse().unwrap());
+        }
+        Ok(req)
+    }
+}
+
+/// Every method once, with `auth`; what each answered.
+async fn every_method(app: &TestApp, auth: Option<String>) -> Vec<(&'static str, Code)> {
+    use hearth_proto::referrals::referrals_service_client::ReferralsServiceClient;
+    let mut c = ReferralsServiceClient::with_interceptor(app.channel(), RawAuth(auth));
+    let name = || "referrals/01935d6e-8a3f-7c4e-9d2b-5a1f0e6c7b8d".to_owned();
+    let code = |r: Result<_, tonic::Status>| r.err().map_or(Code::Ok, |e: tonic::Status| e.code());
+    vec![
+        (
+            "CreateReferral",
+            code(
+                c.create_referral(create_request(referral()))
+                    .await
+                    .map(drop),
+            ),
+        ),
+        (
+            "GetReferral",
+            code(
+                c.get_referral(pb::GetReferralRequest {
+                    name: name(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            ),
+        ),
+        (
+            "ListReferrals",
+            code(
+                c.list_referrals(pb::ListReferralsRequest::default())
+                    .await
+                    .map(drop),
+            ),
+        ),
+        (
+            "AcceptReferral",
+            code(
+                c.accept_referral(pb::AcceptReferralRequest {
+                    name: name(),
+                    request_id: rid(),
+                    reason: "x".into(),
+                })
+                .await
+                .map(drop),
+            ),
+        ),
+        (
+            "SignpostReferral",
+            code(
+                c.signpost_referral(pb::SignpostReferralRequest {
+                    name: name(),
+                    request_id: rid(),
+                    signposted_to: "x".into(),
+                    reason: "x".into(),
+                })
+                .await
+                .map(drop),
+            ),
+        ),
+        (
+            "RedirectReferral",
+            code(
+                c.redirect_referral(pb::RedirectReferralRequest {
+                    name: name(),
+                    request_id: rid(),
+                    redirected_to: "x".into(),
+                    reason: "x".into(),
+                })
+                .await
+                .map(drop),
+            ),
+        ),
+        (
+            "DeclineReferral",
+            code(
+                c.decline_referral(pb::DeclineReferralRequest {
+                    name: name(),
+                    request_id: rid(),
+                    decline_reason: pb::DeclineReason::OutsideArea as i32,
+                    reason: "x".into(),
+                })
+                .await
+                .map(drop),
+            ),
+        ),
+        (
+            "WithdrawReferral",
+            code(
+                c.withdraw_referral(pb::WithdrawReferralRequest {
+                    name: name(),
+                    request_id: rid(),
+                    reason: "x".into(),
+                })
+                .await
+                .map(drop),
+            ),
+        ),
+        (
+            "RecordContact",
+            code(
+                c.record_contact(pb::RecordContactRequest {
+                    name: name(),
+                    request_id: rid(),
+                    contact: None,
+                })
+                .await
+                .map(drop),
+            ),
+        ),
+        (
+            "RecordConsent",
+            code(
+                c.record_consent(pb::RecordConsentRequest {
+                    name: name(),
+                    request_id: rid(),
+                    consent: Some(assessment_consent()),
+                })
+                .await
+                .map(drop),
+            ),
+        ),
+        (
+            "WithdrawConsent",
+            code(
+                c.withdraw_consent(pb::WithdrawConsentRequest {
+                    name: format!("{}/consents/01935d6e-8a3f-7c4e-9d2b-5a1f0e6c7b8e", name()),
+                    request_id: rid(),
+                    reason: String::new(),
+                    withdraw_time: None,
+                })
+                .await
+                .map(drop),
+            ),
+        ),
+        (
+            "GetFamily",
+            code(
+                c.get_family(pb::GetFamilyRequest {
+                    name: "families/01935d6e-8a3f-7c4e-9d2b-5a1f0e6c7b8f".into(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            ),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_method_refuses_a_caller_without_a_good_token() {
+    use hearth_platform::Role;
+    use hearth_platform::auth::{Claims, KeyPair, TokenIssuer};
+    let app = TestApp::spawn().await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |f: &dyn Fn(&mut Claims)| {
+        let mut c = Claims {
+            iss: "hearth-test".into(),
+            aud: "hearth".into(),
+            sub: "user-1".into(),
+            exp: now + 600,
+            iat: now,
+            org: AREA.into(),
+            roles: vec!["triage".into(), "referrer".into()],
+        };
+        f(&mut c);
+        format!("Bearer {}", app.issuer.mint_claims(&c))
+    };
+    let stranger = KeyPair::generate();
+    let forged = TokenIssuer::from_private_pem("x", &stranger.private_pem, "hearth-test", "hearth")
+        .unwrap()
+        .mint("u", AREA, &[Role::Triage], Duration::from_secs(600));
+    let good = app.token(AREA, &[Role::Triage]);
+    let refused = [
+        ("no token", None),
+        ("not a JWT", Some("Bearer not-a-jwt".to_owned())),
+        ("another scheme", Some(format!("Basic {good}"))),
+        ("a bare token", Some(good.clone())),
+        ("expired an hour ago", Some(claims(&|c| c.exp = now - 3600))),
+        (
+            "another issuer",
+            Some(claims(&|c| c.iss = "someone-else".into())),
+        ),
+        (
+            "another audience",
+            Some(claims(&|c| c.aud = "payroll".into())),
+        ),
+        ("no organisation", Some(claims(&|c| c.org = String::new()))),
+        ("an untrusted key", Some(format!("Bearer {forged}"))),
+    ];
+    for (what, auth) in refused {
+        for (method, code) in every_method(&app, auth).await {
+            assert_eq!(code, Code::Unauthenticated, "{method} with {what}");
+        }
+    }
+    assert_eq!(
+        app.count("referrals").await,
+        0,
+        "the refused calls wrote nothing"
+    );
+    // The same calls with a good token get past the door (to NOT_FOUND and the like),
+    // so the refusals above are the token's doing.
+    for (method, code) in every_method(&app, Some(format!("Bearer {good}"))).await {
+        assert_ne!(code, Code::Unauthenticated, "{method} with a good token");
+    }
+}
