@@ -302,6 +302,54 @@ async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_r
     stop.cancel();
     run.await.unwrap();
 
+    // Calls that fail, with personal data in them: refused for bad fields, for a
+    // bad token, for someone else's referral. None of it may reach the log either.
+    let mut bad = referral("Marit", "9434765918");
+    bad.postcode = "EH99 ZZZZ".into();
+    let err = client
+        .create_referral(authed(
+            pb::CreateReferralRequest {
+                referral: Some(bad.clone()),
+                request_id: Uuid::new_v4().to_string(),
+                validate_only: false,
+            },
+            &hv,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let err = client
+        .create_referral(authed(
+            pb::CreateReferralRequest {
+                referral: Some(referral("Marit", "9434765919")),
+                request_id: Uuid::new_v4().to_string(),
+                validate_only: false,
+            },
+            "not-a-token",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let stranger = keys.issuer.mint(
+        "triage-9",
+        "borders-council",
+        &[Role::Triage],
+        Duration::from_secs(600),
+    );
+    let err = client
+        .decline_referral(authed(
+            pb::DeclineReferralRequest {
+                name: a.clone(),
+                request_id: Uuid::new_v4().to_string(),
+                decline_reason: pb::DeclineReason::OutsideArea as i32,
+                reason: "Marit's family lives in Galashiels".into(),
+            },
+            &stranger,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+
     // The operator stops the service: a clean exit, and nothing personal in its log.
     let status = svc.terminate().await;
     assert!(status.success(), "exit status {status:?}");
@@ -309,6 +357,10 @@ async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_r
     assert!(
         log.contains("referral received"),
         "the log says what happened:\n{log}"
+    );
+    assert!(
+        log.contains("call refused: unauthenticated"),
+        "the log says what was refused:\n{log}"
     );
     for personal in [
         "Freya",
@@ -319,6 +371,11 @@ async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_r
         "4010232137",
         "EH19",
         "Morag",
+        "2022-05-17",
+        "Marit",
+        "9434765918",
+        "EH99",
+        "Galashiels",
     ] {
         assert!(
             !log.contains(personal),
