@@ -1,8 +1,33 @@
+use chrono::Datelike;
 use hearth_platform::Role;
 use hearth_proto::referrals as pb;
+use hearth_proto::types::Date;
 use tonic::Code;
 
 use crate::helpers::*;
+
+/// A calendar day `days` from today (UTC, as the service counts days).
+fn day(days: i64) -> Option<Date> {
+    let d = chrono::Utc::now().date_naive() + chrono::Duration::days(days);
+    date(d.year(), d.month() as i32, d.day() as i32)
+}
+
+/// Makes `r` court-ordered with a valid Parenting Order (made 20 days ago, for six
+/// months), then lets `change` spoil one thing about the order.
+fn court_ordered(r: &mut pb::Referral, change: impl FnOnce(&mut pb::ParentingOrder)) {
+    r.route = pb::Route::CourtOrdered as i32;
+    r.source = pb::Source::YouthOffendingTeam as i32;
+    let mut order = pb::ParentingOrder {
+        court: "Edinburgh Youth Court".into(),
+        made_date: day(-20),
+        expiry_date: day(160),
+        responsible_officer_organisation: "midlothian-yot".into(),
+        responsible_officer_service: pb::ResponsibleOfficerService::YouthOffendingTeam as i32,
+        responsible_officer_name: "K. Murray".into(),
+    };
+    change(&mut order);
+    r.parenting_order = Some(order);
+}
 
 #[tokio::test]
 async fn a_referral_is_received_normalised_and_announced() {
@@ -192,7 +217,177 @@ async fn every_bad_field_is_named_and_nothing_is_written() {
                 });
             }),
         ),
+        // Receiving area: an organisation id.
+        (
+            "referral.receiving_area",
+            Box::new(|r| r.receiving_area = "Mid Lothian".into()),
+        ),
+        (
+            "referral.receiving_area",
+            Box::new(|r| r.receiving_area = "mid_lothian".into()),
+        ),
+        (
+            "referral.receiving_area",
+            Box::new(|r| r.receiving_area = "a".repeat(65)),
+        ),
+        // Referrer: bounded free text.
+        (
+            "referral.referrer.job_title",
+            Box::new(|r| r.referrer.as_mut().unwrap().job_title = "x".repeat(201)),
+        ),
+        (
+            "referral.referrer.contact",
+            Box::new(|r| r.referrer.as_mut().unwrap().contact = "0".repeat(201)),
+        ),
+        (
+            "referral.referrer.display_name",
+            Box::new(|r| r.referrer.as_mut().unwrap().display_name = "Asha\u{1b}[2J".into()),
+        ),
+        // Children's dates.
+        (
+            "referral.family.children[0].date_of_birth",
+            Box::new(|r| {
+                let year = chrono::Utc::now().year() - 26;
+                r.family.as_mut().unwrap().children[0].date_of_birth = date(year, 6, 1);
+            }),
+        ),
+        (
+            "referral.family.children[0].due_date",
+            Box::new(|r| r.family.as_mut().unwrap().children[0].due_date = day(60)),
+        ),
+        (
+            "referral.family.children[0].due_date",
+            Box::new(|r| {
+                let c = &mut r.family.as_mut().unwrap().children[0];
+                c.date_of_birth = None;
+                c.due_date = day(320);
+            }),
+        ),
+        // Names: no control characters; adults' names are required.
+        (
+            "referral.family.children[0].given_name",
+            Box::new(|r| r.family.as_mut().unwrap().children[0].given_name = "Sam\u{7}".into()),
+        ),
+        (
+            "referral.family.children[0].family_name",
+            Box::new(|r| r.family.as_mut().unwrap().children[0].family_name = "Re\u{0}id".into()),
+        ),
+        (
+            "referral.family.adults[0].given_name",
+            Box::new(|r| r.family.as_mut().unwrap().adults[0].given_name.clear()),
+        ),
+        (
+            "referral.family.adults[0].family_name",
+            Box::new(|r| r.family.as_mut().unwrap().adults[0].family_name = "   ".into()),
+        ),
+        (
+            "referral.family.adults[0].family_name",
+            Box::new(|r| r.family.as_mut().unwrap().adults[0].family_name = "Reid\u{8}".into()),
+        ),
+        (
+            "referral.family.children[0].ethnicity",
+            Box::new(|r| r.family.as_mut().unwrap().children[0].ethnicity = "x".repeat(61)),
+        ),
+        (
+            "referral.family.adults[0].ethnicity",
+            Box::new(|r| r.family.as_mut().unwrap().adults[0].ethnicity = "x".repeat(61)),
+        ),
+        (
+            "referral.family.adults[0].phone",
+            Box::new(|r| r.family.as_mut().unwrap().adults[0].phone = "0".repeat(41)),
+        ),
+        (
+            "referral.family.adults[0].date_of_birth",
+            Box::new(|r| r.family.as_mut().unwrap().adults[0].date_of_birth = day(30)),
+        ),
+        // Reasons and consents are bounded.
+        (
+            "referral.reasons",
+            Box::new(|r| r.reasons = (1..=11).collect()),
+        ),
+        (
+            "referral.consents",
+            Box::new(|r| r.consents = vec![assessment_consent(); 11]),
+        ),
+        // Access needs.
+        (
+            "referral.access_needs.language",
+            Box::new(|r| r.access_needs.as_mut().unwrap().language = "en_GB".into()),
+        ),
+        (
+            "referral.access_needs.language",
+            Box::new(|r| r.access_needs.as_mut().unwrap().language = "en GB".into()),
+        ),
+        (
+            "referral.access_needs.language",
+            Box::new(|r| r.access_needs.as_mut().unwrap().language = "a".repeat(36)),
+        ),
+        (
+            "referral.access_needs.preferred_times[1]",
+            Box::new(|r| r.access_needs.as_mut().unwrap().preferred_times.push(99)),
+        ),
+        (
+            "referral.access_needs.preferred_times[0]",
+            Box::new(|r| r.access_needs.as_mut().unwrap().preferred_times = vec![0]),
+        ),
+        // A Parenting Order's own fields.
+        (
+            "referral.parenting_order.court",
+            Box::new(|r| court_ordered(r, |o| o.court = " ".into())),
+        ),
+        (
+            "referral.parenting_order.made_date",
+            Box::new(|r| court_ordered(r, |o| o.made_date = None)),
+        ),
+        (
+            "referral.parenting_order.made_date",
+            Box::new(|r| {
+                court_ordered(r, |o| {
+                    o.made_date = day(10);
+                    o.expiry_date = day(100);
+                })
+            }),
+        ),
+        (
+            "referral.parenting_order.expiry_date",
+            Box::new(|r| court_ordered(r, |o| o.expiry_date = None)),
+        ),
+        (
+            "referral.parenting_order.expiry_date",
+            Box::new(|r| court_ordered(r, |o| o.expiry_date = o.made_date)),
+        ),
+        (
+            "referral.parenting_order.expiry_date",
+            Box::new(|r| court_ordered(r, |o| o.expiry_date = day(-21))),
+        ),
+        (
+            "referral.parenting_order.responsible_officer_organisation",
+            Box::new(|r| {
+                court_ordered(r, |o| {
+                    o.responsible_officer_organisation = "Midlothian YOT".into()
+                })
+            }),
+        ),
+        (
+            "referral.parenting_order.responsible_officer_organisation",
+            Box::new(|r| court_ordered(r, |o| o.responsible_officer_organisation.clear())),
+        ),
+        (
+            "referral.parenting_order.responsible_officer_service",
+            Box::new(|r| court_ordered(r, |o| o.responsible_officer_service = 0)),
+        ),
     ];
+    // The court-ordered base the order cases spoil is itself valid.
+    let mut base = referral();
+    court_ordered(&mut base, |_| {});
+    base.consents.clear();
+    let mut check = create_request(base);
+    check.validate_only = true;
+    app.referrer()
+        .create_referral(check)
+        .await
+        .expect("the unspoilt court-ordered referral is valid");
+
     let mut client = app.referrer();
     for (field, mutate) in &cases {
         let mut r = referral();
@@ -212,6 +407,19 @@ async fn every_bad_field_is_named_and_nothing_is_written() {
     assert_invalid(
         &client.create_referral(req).await.unwrap_err(),
         &["request_id"],
+    );
+    // So is one that is not a UUID, and a missing referral.
+    let mut req = create_request(referral());
+    req.request_id = "order-42".into();
+    assert_invalid(
+        &client.create_referral(req).await.unwrap_err(),
+        &["request_id"],
+    );
+    let mut req = create_request(referral());
+    req.referral = None;
+    assert_invalid(
+        &client.create_referral(req).await.unwrap_err(),
+        &["referral"],
     );
 
     for table in [

@@ -274,12 +274,9 @@ async fn every_method(app: &TestApp, auth: Option<String>) -> Vec<(&'static str,
         (
             "GetReferral",
             code(
-                c.get_referral(pb::GetReferralRequest {
-                    name: name(),
-                    ..Default::default()
-                })
-                .await
-                .map(drop),
+                c.get_referral(pb::GetReferralRequest { name: name() })
+                    .await
+                    .map(drop),
             ),
         ),
         (
@@ -395,7 +392,6 @@ async fn every_method(app: &TestApp, auth: Option<String>) -> Vec<(&'static str,
             code(
                 c.get_family(pb::GetFamilyRequest {
                     name: "families/01935d6e-8a3f-7c4e-9d2b-5a1f0e6c7b8f".into(),
-                    ..Default::default()
                 })
                 .await
                 .map(drop),

@@ -325,3 +325,225 @@ async fn decisions_validate_their_fields() {
         "only the create's request id is kept"
     );
 }
+
+/// The tables a mutation writes to.
+pub(crate) const WRITTEN: [&str; 8] = [
+    "referrals",
+    "families",
+    "family_members",
+    "referral_members",
+    "consents",
+    "contacts",
+    "requests",
+    "outbox",
+];
+
+/// Row counts of every table a mutation writes, to show a rejected call wrote nothing.
+pub(crate) async fn rows(app: &TestApp) -> Vec<(&'static str, i64)> {
+    let mut out = Vec::new();
+    for table in WRITTEN {
+        out.push((table, app.count(table).await));
+    }
+    out
+}
+
+/// The referral as the area's triage reads it now.
+pub(crate) async fn read(app: &TestApp, name: &str) -> pb::Referral {
+    app.triage()
+        .get_referral(pb::GetReferralRequest { name: name.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap()
+}
+
+/// Any one of the decision requests.
+#[derive(Debug, Clone)]
+enum Call {
+    Accept(pb::AcceptReferralRequest),
+    Signpost(pb::SignpostReferralRequest),
+    Redirect(pb::RedirectReferralRequest),
+    Decline(pb::DeclineReferralRequest),
+}
+
+async fn send(c: &mut Client, call: Call) -> Result<pb::Referral, Status> {
+    let r = match call {
+        Call::Accept(req) => c.accept_referral(req).await?.into_inner().referral,
+        Call::Signpost(req) => c.signpost_referral(req).await?.into_inner().referral,
+        Call::Redirect(req) => c.redirect_referral(req).await?.into_inner().referral,
+        Call::Decline(req) => c.decline_referral(req).await?.into_inner().referral,
+    };
+    Ok(r.unwrap())
+}
+
+#[tokio::test]
+async fn decision_fields_are_coded_and_bounded_and_a_rejected_decision_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let r = app.create(referral()).await;
+    let name = r.name.clone();
+    let accept = |reason: String| {
+        Call::Accept(pb::AcceptReferralRequest {
+            name: name.clone(),
+            request_id: rid(),
+            reason,
+        })
+    };
+    let signpost = |to: String, reason: &str| {
+        Call::Signpost(pb::SignpostReferralRequest {
+            name: name.clone(),
+            request_id: rid(),
+            signposted_to: to,
+            reason: reason.into(),
+        })
+    };
+    let redirect = |to: &str, reason: String| {
+        Call::Redirect(pb::RedirectReferralRequest {
+            name: name.clone(),
+            request_id: rid(),
+            redirected_to: to.into(),
+            reason,
+        })
+    };
+    let decline = |code: i32, reason: String| {
+        Call::Decline(pb::DeclineReferralRequest {
+            name: name.clone(),
+            request_id: rid(),
+            decline_reason: code,
+            reason,
+        })
+    };
+    let ok = || "Universal information meets the need".to_owned();
+    let cases: Vec<(&[&str], Call)> = vec![
+        (&["decline_reason"], decline(99, ok())),
+        (&["decline_reason"], decline(-1, ok())),
+        (&["reason"], decline(2, "x".repeat(2001))),
+        (&["signposted_to"], signpost("x".repeat(501), "Leaflet")),
+        (&["signposted_to"], signpost("é".repeat(501), "Leaflet")),
+        (&["signposted_to"], signpost(" \t ".into(), "Leaflet")),
+        (&["signposted_to"], signpost("FIS\u{7}".into(), "Leaflet")),
+        (&["redirected_to"], redirect(&"x".repeat(501), ok())),
+        (
+            &["reason"],
+            redirect("Children's social care", "a\u{0}b".into()),
+        ),
+        (&["reason"], accept("x".repeat(2001))),
+        (&["reason"], accept("   ".into())),
+        (
+            &["name"],
+            Call::Accept(pb::AcceptReferralRequest {
+                name: format!("{name}/consents"),
+                request_id: rid(),
+                reason: ok(),
+            }),
+        ),
+        (
+            &["decline_reason", "reason", "request_id"],
+            Call::Decline(pb::DeclineReferralRequest {
+                name: name.clone(),
+                request_id: "42".into(),
+                decline_reason: 6,
+                reason: "x".repeat(2001),
+            }),
+        ),
+    ];
+    let before = rows(&app).await;
+    let mut t = app.triage();
+    for (fields, call) in cases {
+        let err = send(&mut t, call.clone()).await.unwrap_err();
+        assert_invalid(&err, fields);
+        assert_eq!(rows(&app).await, before, "{call:?} wrote something");
+    }
+    assert_eq!(read(&app, &r.name).await, r, "the referral is unchanged");
+
+    // The limits count characters and are inclusive.
+    let to = "é".repeat(500);
+    let why = "x".repeat(2000);
+    let signposted = send(&mut t, signpost(to.clone(), &why)).await.unwrap();
+    assert_eq!(signposted.state, pb::State::Signposted as i32);
+    let d = signposted.decision.unwrap();
+    assert_eq!((d.destination, d.reason), (to, why));
+}
+
+#[tokio::test]
+async fn withdrawing_a_referral_validates_authorises_and_writes_nothing_when_rejected() {
+    let app = TestApp::spawn().await;
+    let r = app.create(referral()).await;
+    let req = |name: &str, request_id: &str, reason: &str| pb::WithdrawReferralRequest {
+        name: name.into(),
+        request_id: request_id.into(),
+        reason: reason.into(),
+    };
+    let family_id = r.family_name.trim_start_matches("families/").to_owned();
+    let long = "x".repeat(2001);
+    let cases: Vec<(&[&str], pb::WithdrawReferralRequest)> = vec![
+        (&["name"], req("", &rid(), "Family moved away")),
+        (&["name"], req("referrals/42", &rid(), "Family moved away")),
+        (
+            &["name"],
+            req(
+                &format!("families/{family_id}"),
+                &rid(),
+                "Family moved away",
+            ),
+        ),
+        (&["request_id"], req(&r.name, "", "Family moved away")),
+        (
+            &["request_id"],
+            req(&r.name, "order-42", "Family moved away"),
+        ),
+        (&["reason"], req(&r.name, &rid(), "")),
+        (&["reason"], req(&r.name, &rid(), " \n\t ")),
+        (&["reason"], req(&r.name, &rid(), &long)),
+        (&["reason"], req(&r.name, &rid(), "Moved\u{7}")),
+        (&["name", "request_id", "reason"], req("r/1", "1", &long)),
+    ];
+    let before = rows(&app).await;
+    for (fields, request) in cases {
+        for c in [app.referrer(), app.triage()] {
+            let err = c
+                .clone()
+                .withdraw_referral(request.clone())
+                .await
+                .unwrap_err();
+            assert_invalid(&err, fields);
+            assert_eq!(rows(&app).await, before, "{request:?} wrote something");
+        }
+    }
+
+    // Whoever sees the referral but does not act for the family may not withdraw it;
+    // whoever does not see it is told it does not exist.
+    let reason = "y".repeat(2000);
+    let id = rid();
+    for roles in [Role::Practitioner, Role::Coordinator, Role::Triage] {
+        let err = app
+            .client(REFERRER_ORG, &[roles])
+            .withdraw_referral(req(&r.name, &id, &reason))
+            .await
+            .unwrap_err();
+        assert_status(&err, Code::PermissionDenied, "ROLE_REQUIRED");
+        assert_eq!(rows(&app).await, before, "{roles:?} wrote something");
+    }
+    for mut c in [app.outsider(), app.client(AREA, &[Role::Practitioner])] {
+        let err = c
+            .withdraw_referral(req(&r.name, &rid(), &reason))
+            .await
+            .unwrap_err();
+        assert_status(&err, Code::NotFound, "NOT_FOUND");
+    }
+    assert_eq!(rows(&app).await, before);
+    assert_eq!(read(&app, &r.name).await, r, "the referral is unchanged");
+
+    // The refused calls kept no claim on their request id: the referrer's own call
+    // with the same id and body withdraws the referral rather than replaying.
+    let withdrawn = app
+        .referrer()
+        .withdraw_referral(req(&r.name, &id, &reason))
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    assert_eq!(withdrawn.state, pb::State::Withdrawn as i32);
+    assert_eq!(withdrawn.decision.unwrap().reason, reason);
+}
