@@ -663,19 +663,13 @@ impl ReferralsService for ReferralsApi {
         let reason = validate::reason(&mut v, "reason", &req.reason, false);
         let at = match &req.withdraw_time {
             None => now,
-            Some(ts) => match DateTime::from_timestamp(
-                ts.seconds,
-                u32::try_from(ts.nanos).unwrap_or(u32::MAX),
-            ) {
+            Some(ts) => match validate::timestamp(&mut v, "withdraw_time", ts) {
                 Some(t) if t <= now + chrono::Duration::minutes(5) => t,
                 Some(_) => {
                     v.add("withdraw_time", "must not be in the future");
                     now
                 }
-                None => {
-                    v.add("withdraw_time", "is not a valid timestamp");
-                    now
-                }
+                None => now,
             },
         };
         v.into_result(()).map_err(Error::from)?;

@@ -88,16 +88,32 @@ pub fn date(v: &mut Violations, field: &str, d: &Date) -> Option<NaiveDate> {
     nd
 }
 
-fn timestamp(
+/// A point in time given by a caller: a valid protobuf timestamp (nanos 0 to
+/// 999,999,999) between 1900 and the end of 9999, at the precision Postgres keeps
+/// (microseconds), so that a response says exactly what a later read will.
+pub fn timestamp(
     v: &mut Violations,
     field: &str,
     ts: &prost_types::Timestamp,
 ) -> Option<DateTime<Utc>> {
-    let t = DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).unwrap_or(u32::MAX));
-    if t.is_none() {
-        v.add(field, "is not a valid timestamp");
+    use chrono::SubsecRound as _;
+    let earliest = DateTime::from_timestamp(-2_208_988_800, 0); // 1900-01-01
+    let latest = DateTime::from_timestamp(253_402_300_799, 999_999_999); // 9999-12-31
+    let t = u32::try_from(ts.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)
+        .and_then(|n| DateTime::from_timestamp(ts.seconds, n));
+    match t {
+        None => {
+            v.add(field, "is not a valid timestamp");
+            None
+        }
+        Some(t) if Some(t) < earliest || Some(t) > latest => {
+            v.add(field, "must be between 1900 and 9999");
+            None
+        }
+        Some(t) => Some(t.trunc_subsecs(6)),
     }
-    t
 }
 
 /// `request_id`: required, a UUID.
@@ -736,6 +752,38 @@ mod tests {
             Ok(_) => vec![],
             Err(v) => v.fields().map(str::to_owned).collect(),
         }
+    }
+
+    #[test]
+    fn timestamps_are_real_storable_and_kept_to_the_microsecond() {
+        let check = |seconds: i64, nanos: i32| {
+            let mut v = Violations::new();
+            let t = timestamp(&mut v, "t", &prost_types::Timestamp { seconds, nanos });
+            (
+                t,
+                v.iter().map(|(_, why)| why.to_owned()).collect::<Vec<_>>(),
+            )
+        };
+        let (t, why) = check(1_700_000_000, 123_456_789);
+        assert!(why.is_empty());
+        assert_eq!(t.unwrap().timestamp_subsec_nanos(), 123_456_000);
+        // Out of the protobuf range, including chrono's leap-second form.
+        for nanos in [-1, 1_000_000_000, 1_500_000_000] {
+            assert_eq!(
+                check(1_700_000_059, nanos).1,
+                ["is not a valid timestamp"],
+                "{nanos}"
+            );
+        }
+        // Before 1900 or after 9999: Postgres could not store some of them at all.
+        for seconds in [-300_000_000_000, -2_208_988_801, 253_402_300_800] {
+            assert_eq!(
+                check(seconds, 0).1,
+                ["must be between 1900 and 9999"],
+                "{seconds}"
+            );
+        }
+        assert!(check(-2_208_988_800, 0).1.is_empty(), "1900-01-01 itself");
     }
 
     #[test]
