@@ -8,7 +8,7 @@ DEPS := bash scripts/ensure-deps.sh
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build run test lint fmt bench clean-data
+.PHONY: help deps build run token test lint fmt bench clean-data
 
 help: ## Show this help
 	@echo "usage: make <target> [ARGS=...]"
@@ -28,6 +28,9 @@ run: ## Run everything locally with demo data (Ctrl-C stops); extra flags via AR
 	$(CARGO) build -p referrals -p hearth-dev
 	exec $(CARGO) run -q -p hearth-dev -- run $(ARGS)
 
+token: ## Print a bearer token for the local run, e.g. ARGS='--org midlothian --roles triage'
+	@$(CARGO) run -q -p hearth-dev -- token $(ARGS)
+
 test: ## Run all tests (they start their own private Postgres and NATS)
 	@$(DEPS)
 	RUST_BACKTRACE=1 $(CARGO) test --workspace --all-targets
@@ -45,7 +48,13 @@ bench: ## Run the benchmark (release build); extra flags via ARGS=
 	@$(DEPS)
 	exec $(CARGO) run --release -q -p hearth-dev -- bench $(ARGS)
 
-clean-data: ## Delete local run data in .hearth/
+clean-data: ## Delete local run data in .hearth/ (and the Postgres data it put under /var/tmp)
+	@if [ -f .hearth/data-elsewhere ]; then \
+	  d="$$(cat .hearth/data-elsewhere)"; \
+	  case "$$d" in /var/tmp/hearth-*) rm -rf "$$d" 2>/dev/null || \
+	    { [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo rm -rf "$$d"; } || \
+	    { echo "could not remove $$d" >&2; exit 1; } ;; esac; \
+	fi
 	@if [ -e .hearth ]; then \
 	  rm -rf .hearth 2>/dev/null || \
 	  { [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo rm -rf .hearth; } || \

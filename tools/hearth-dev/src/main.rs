@@ -62,6 +62,11 @@ fn dispatch(raw: Vec<String>) -> Result<()> {
         println!("{USAGE}");
         return Ok(());
     };
+    // `hearth-dev token --help` and the like: the usage, which covers every command.
+    if rest.iter().any(|w| w == "--help" || w == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     match command.as_str() {
         "run" => {
             let args = Args::parse(rest, &["pg-port", "nats-port", "grpc-port"])?;

@@ -84,9 +84,14 @@ impl Layout {
         fs::set_permissions(&base, fs::Permissions::from_mode(0o711))
             .with_context(|| format!("cannot chmod {}", base.display()))?;
         let dir = base.join("pg");
+        // `make clean-data` reads this to remove the folder too.
+        let marker = self.data.join(ELSEWHERE);
+        fs::create_dir_all(&self.data)
+            .and_then(|()| fs::write(&marker, format!("{}\n", base.display())))
+            .with_context(|| format!("cannot write {}", marker.display()))?;
         let note = format!(
             "note: the postgres user cannot reach {} ({} is not searchable by it), \
-             so Postgres data lives in {} (`make clean-data` does not remove it)",
+             so Postgres data lives in {} (`make clean-data` removes it too)",
             preferred.display(),
             blocker.display(),
             dir.display()
@@ -104,6 +109,10 @@ impl Layout {
 
 /// The nearest ancestor of `start` (itself included) whose Cargo.toml declares a
 /// `[workspace]`.
+/// The file in `.hearth/` naming the folder outside the checkout that holds the
+/// Postgres data, when it could not live inside (see [`Layout::pg_dir`]).
+pub const ELSEWHERE: &str = "data-elsewhere";
+
 pub fn repo_root(start: &Path) -> Result<PathBuf> {
     for dir in start.ancestors() {
         let manifest = dir.join("Cargo.toml");
