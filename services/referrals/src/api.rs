@@ -700,6 +700,25 @@ impl ReferralsService for ReferralsApi {
             )
             .into());
         }
+        // Withdrawn no earlier than given: a time the caller gave is checked against
+        // the consent; the default (now) moves up to it (a give_time may be a few
+        // minutes ahead of our clock).
+        let given_at = r
+            .consents
+            .iter()
+            .find(|c| c.id == consent_id)
+            .map(|c| c.given_at);
+        let at = match given_at {
+            Some(given) if at < given && req.withdraw_time.is_some() => {
+                return Err(Error::Invalid(Violations::single(
+                    "withdraw_time",
+                    "must not be before the consent was given",
+                ))
+                .into());
+            }
+            Some(given) => at.max(given),
+            None => at,
+        };
         let withdrawn = r
             .withdraw_consent(consent_id, at, &reason, now)
             .map_err(Error::from)?

@@ -740,6 +740,20 @@ async fn times_a_caller_gives_are_checked_for_range_and_answered_as_stored() {
         .await
         .unwrap_err();
     assert_invalid(&err, &["withdraw_time"]);
+    // Withdrawn before it was given.
+    let err = t
+        .withdraw_consent(pb::WithdrawConsentRequest {
+            name: r.consents[0].name.clone(),
+            request_id: rid(),
+            reason: String::new(),
+            withdraw_time: Some(prost_types::Timestamp {
+                seconds: r.consents[0].give_time.as_ref().unwrap().seconds - 86_400,
+                nanos: 0,
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, &["withdraw_time"]);
     let mut create = referral();
     create.consents = vec![consent];
     let err = app
