@@ -15,7 +15,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::support::{Service, keys};
+use crate::support::{authed, keys, referral, start_referrals};
 
 const SCHEMA: &str = "journey";
 
@@ -94,54 +94,6 @@ async fn wait_for(pool: &PgPool, want: &[(String, String, bool)]) {
     }
 }
 
-fn authed<T>(msg: T, token: &str) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
-
-fn referral(child: &str, nhs: &str) -> pb::Referral {
-    pb::Referral {
-        receiving_area: "midlothian".into(),
-        referrer: Some(pb::Referrer {
-            display_name: "Morag Baird".into(),
-            job_title: "Health visitor".into(),
-            contact: String::new(),
-        }),
-        source: pb::Source::HealthVisitor as i32,
-        family: Some(pb::FamilyDetails {
-            children: vec![pb::Child {
-                given_name: child.into(),
-                family_name: "Lindqvist".into(),
-                date_of_birth: Some(hearth_proto::types::Date {
-                    year: 2022,
-                    month: 5,
-                    day: 17,
-                }),
-                nhs_number: nhs.into(),
-                ..Default::default()
-            }],
-            adults: vec![],
-        }),
-        reasons: vec![pb::Reason::ChildBehaviour as i32],
-        urgency: pb::Urgency::Routine as i32,
-        postcode: "EH19 2QT".into(),
-        consents: vec![pb::Consent {
-            given_by: "Elin Lindqvist".into(),
-            given_by_role: pb::ParentingRole::Mother as i32,
-            give_time: Some(prost_types::Timestamp {
-                seconds: 1_700_000_000,
-                nanos: 0,
-            }),
-            scopes: vec![pb::ConsentScope::Assessment as i32],
-            ..Default::default()
-        }],
-        route: pb::Route::Voluntary as i32,
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_replay() {
     let dir = std::env::temp_dir().join(format!("hearth-journey-{}", Uuid::new_v4()));
@@ -149,21 +101,12 @@ async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_r
     let db_url = hearth_testkit::shared_pg().fresh_database().await.unwrap();
     let nats = NatsServer::start(NatsOptions::default()).unwrap();
     let keys = keys(&dir);
-    let mut svc = Service::start(
-        "referrals",
-        "hearth.referrals.v1.ReferralsService",
-        &[
-            ("HEARTH_DATABASE_URL", db_url.clone()),
-            ("HEARTH_NATS_URL", nats.url()),
-            ("HEARTH_AUTH_ISSUER", "hearth-journey".into()),
-            ("HEARTH_AUTH_AUDIENCE", "hearth".into()),
-            (
-                "HEARTH_AUTH_PUBLIC_KEYS",
-                keys.public_key_file.display().to_string(),
-            ),
-            ("HEARTH_RELAY_POLL_MS", "200".into()),
-        ],
+    let mut svc = start_referrals(
+        &db_url,
+        &nats.url(),
+        &keys,
         &dir,
+        &[("HEARTH_RELAY_POLL_MS", "200".into())],
     )
     .await;
 

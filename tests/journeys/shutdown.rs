@@ -17,50 +17,9 @@ use hearth_testkit::{NatsOptions, NatsServer};
 use sqlx::{Connection as _, PgConnection};
 use uuid::Uuid;
 
-use crate::support::{Service, keys};
+use crate::support::{authed, keys, referral, start_referrals};
 
 const IN_FLIGHT: usize = 16;
-
-fn referral(n: usize) -> pb::Referral {
-    pb::Referral {
-        receiving_area: "midlothian".into(),
-        referrer: Some(pb::Referrer {
-            display_name: "Morag Baird".into(),
-            job_title: "Health visitor".into(),
-            contact: String::new(),
-        }),
-        source: pb::Source::HealthVisitor as i32,
-        family: Some(pb::FamilyDetails {
-            children: vec![pb::Child {
-                // Distinct names: no two calls link to one family or share a lock.
-                given_name: format!("Child{}", char::from(b'A' + n as u8)),
-                family_name: "Lindqvist".into(),
-                date_of_birth: Some(hearth_proto::types::Date {
-                    year: 2022,
-                    month: 5,
-                    day: 17,
-                }),
-                ..Default::default()
-            }],
-            adults: vec![],
-        }),
-        reasons: vec![pb::Reason::ChildBehaviour as i32],
-        urgency: pb::Urgency::Routine as i32,
-        postcode: "EH19 2QT".into(),
-        consents: vec![pb::Consent {
-            given_by: "Elin Lindqvist".into(),
-            given_by_role: pb::ParentingRole::Mother as i32,
-            give_time: Some(prost_types::Timestamp {
-                seconds: 1_700_000_000,
-                nanos: 0,
-            }),
-            scopes: vec![pb::ConsentScope::Assessment as i32],
-            ..Default::default()
-        }],
-        route: pb::Route::Voluntary as i32,
-        ..Default::default()
-    }
-}
 
 /// Backends of `db` waiting for a lock (the writers, behind the test's table lock).
 async fn waiting_on_locks(conn: &mut PgConnection) -> i64 {
@@ -80,23 +39,14 @@ async fn sigterm_answers_every_call_in_flight_before_the_process_exits() {
     let db_url = hearth_testkit::shared_pg().fresh_database().await.unwrap();
     let nats = NatsServer::start(NatsOptions::default()).unwrap();
     let keys = keys(&dir);
-    let mut svc = Service::start(
-        "referrals",
-        "hearth.referrals.v1.ReferralsService",
-        &[
-            ("HEARTH_DATABASE_URL", db_url.clone()),
-            ("HEARTH_NATS_URL", nats.url()),
-            ("HEARTH_AUTH_ISSUER", "hearth-journey".into()),
-            ("HEARTH_AUTH_AUDIENCE", "hearth".into()),
-            (
-                "HEARTH_AUTH_PUBLIC_KEYS",
-                keys.public_key_file.display().to_string(),
-            ),
-            // No drain: on SIGTERM the server stops taking calls at once, so what
-            // is tested is the wait for the calls it already has.
-            ("HEARTH_SHUTDOWN_DRAIN_MS", "0".into()),
-        ],
+    // No drain: on SIGTERM the server stops taking calls at once, so what is tested
+    // is the wait for the calls it already has.
+    let mut svc = start_referrals(
+        &db_url,
+        &nats.url(),
+        &keys,
         &dir,
+        &[("HEARTH_SHUTDOWN_DRAIN_MS", "0".into())],
     )
     .await;
     let token = keys.issuer.mint(
@@ -108,13 +58,16 @@ async fn sigterm_answers_every_call_in_flight_before_the_process_exits() {
     let client = ReferralsServiceClient::new(svc.channel.clone());
     let create = |n: usize| {
         let mut c = client.clone();
-        let mut req = tonic::Request::new(pb::CreateReferralRequest {
-            referral: Some(referral(n)),
-            request_id: Uuid::new_v4().to_string(),
-            validate_only: false,
-        });
-        req.metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        // Distinct children: no two calls link to one family or share a lock.
+        let child = format!("Child{}", char::from(b'A' + n as u8));
+        let req = authed(
+            pb::CreateReferralRequest {
+                referral: Some(referral(&child, "")),
+                request_id: Uuid::new_v4().to_string(),
+                validate_only: false,
+            },
+            &token,
+        );
         async move { c.create_referral(req).await }
     };
     create(IN_FLIGHT).await.expect("a first referral");

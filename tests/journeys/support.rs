@@ -5,6 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use hearth_platform::auth::{KeyPair, TokenIssuer};
+use hearth_proto::referrals as pb;
 use tonic::transport::Channel;
 
 /// A service binary built by this workspace, next to the test executable's directory.
@@ -155,5 +156,84 @@ impl Service {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// Starts the referrals binary on `db_url` and `nats_url`, trusting `keys`, with
+/// `extra` settings.
+pub async fn start_referrals(
+    db_url: &str,
+    nats_url: &str,
+    keys: &Keys,
+    dir: &Path,
+    extra: &[(&str, String)],
+) -> Service {
+    let mut env = vec![
+        ("HEARTH_DATABASE_URL", db_url.to_owned()),
+        ("HEARTH_NATS_URL", nats_url.to_owned()),
+        ("HEARTH_AUTH_ISSUER", "hearth-journey".to_owned()),
+        ("HEARTH_AUTH_AUDIENCE", "hearth".to_owned()),
+        (
+            "HEARTH_AUTH_PUBLIC_KEYS",
+            keys.public_key_file.display().to_string(),
+        ),
+    ];
+    env.extend(extra.iter().cloned());
+    Service::start(
+        "referrals",
+        "hearth.referrals.v1.ReferralsService",
+        &env,
+        dir,
+    )
+    .await
+}
+
+/// `msg` with `token` as its bearer token.
+pub fn authed<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+/// A health visitor's referral of one child (`nhs` may be empty) to Midlothian.
+pub fn referral(child: &str, nhs: &str) -> pb::Referral {
+    pb::Referral {
+        receiving_area: "midlothian".into(),
+        referrer: Some(pb::Referrer {
+            display_name: "Morag Baird".into(),
+            job_title: "Health visitor".into(),
+            contact: String::new(),
+        }),
+        source: pb::Source::HealthVisitor as i32,
+        family: Some(pb::FamilyDetails {
+            children: vec![pb::Child {
+                given_name: child.into(),
+                family_name: "Lindqvist".into(),
+                date_of_birth: Some(hearth_proto::types::Date {
+                    year: 2022,
+                    month: 5,
+                    day: 17,
+                }),
+                nhs_number: nhs.into(),
+                ..Default::default()
+            }],
+            adults: vec![],
+        }),
+        reasons: vec![pb::Reason::ChildBehaviour as i32],
+        urgency: pb::Urgency::Routine as i32,
+        postcode: "EH19 2QT".into(),
+        consents: vec![pb::Consent {
+            given_by: "Elin Lindqvist".into(),
+            given_by_role: pb::ParentingRole::Mother as i32,
+            give_time: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            scopes: vec![pb::ConsentScope::Assessment as i32],
+            ..Default::default()
+        }],
+        route: pb::Route::Voluntary as i32,
+        ..Default::default()
     }
 }
