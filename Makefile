@@ -49,14 +49,9 @@ bench: ## Run the benchmark (release build); extra flags via ARGS=
 	exec $(CARGO) run --release -q -p hearth-dev -- bench $(ARGS)
 
 clean-data: ## Delete local run data in .hearth/ (and the Postgres data it put under /var/tmp)
-	@if [ -f .hearth/data-elsewhere ]; then \
-	  d="$$(cat .hearth/data-elsewhere)"; \
-	  case "$$d" in /var/tmp/hearth-*) rm -rf "$$d" 2>/dev/null || \
-	    { [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo rm -rf "$$d"; } || \
-	    { echo "could not remove $$d" >&2; exit 1; } ;; esac; \
-	fi
-	@if [ -e .hearth ]; then \
-	  rm -rf .hearth 2>/dev/null || \
-	  { [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo rm -rf .hearth; } || \
-	  { echo "could not remove .hearth/ (files owned by another user?)" >&2; exit 1; }; \
-	fi
+	@for d in "$$(cat .hearth/data-elsewhere 2>/dev/null)" .hearth; do \
+	  case "$$d" in /var/tmp/hearth-*|.hearth) [ -e "$$d" ] || continue ;; *) continue ;; esac; \
+	  rm -rf "$$d" 2>/dev/null || \
+	  { [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo rm -rf "$$d"; } || \
+	  { echo "could not remove $$d/ (files owned by another user?)" >&2; exit 1; }; \
+	done

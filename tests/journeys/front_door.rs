@@ -9,13 +9,12 @@ use hearth_platform::inbox::{ConsumerSpec, HandleError, Handler, Inbox};
 use hearth_platform::{Role, db};
 use hearth_proto::referrals as pb;
 use hearth_proto::referrals::referrals_service_client::ReferralsServiceClient;
-use hearth_testkit::{NatsOptions, NatsServer};
 use prost::Message;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::support::{authed, keys, referral, start_referrals};
+use crate::support::{Referrals, authed, referral};
 
 const SCHEMA: &str = "journey";
 
@@ -96,19 +95,14 @@ async fn wait_for(pool: &PgPool, want: &[(String, String, bool)]) {
 
 #[tokio::test]
 async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_replay() {
-    let dir = std::env::temp_dir().join(format!("hearth-journey-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db_url = hearth_testkit::shared_pg().fresh_database().await.unwrap();
-    let nats = NatsServer::start(NatsOptions::default()).unwrap();
-    let keys = keys(&dir);
-    let mut svc = start_referrals(
-        &db_url,
-        &nats.url(),
-        &keys,
-        &dir,
-        &[("HEARTH_RELAY_POLL_MS", "200".into())],
-    )
-    .await;
+    let mut stack = Referrals::start(&[("HEARTH_RELAY_POLL_MS", "200".into())]).await;
+    let Referrals {
+        svc,
+        keys,
+        db_url,
+        nats,
+        ..
+    } = &mut stack;
 
     let hv = keys.issuer.mint(
         "hv-7",
@@ -192,9 +186,14 @@ async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_r
         .unwrap();
 
     // The downstream service: its own schema, its own inbox, the referrals stream.
-    let pool = db::connect(&Secret::new(db_url), SCHEMA, 4, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let pool = db::connect(
+        &Secret::new(db_url.clone()),
+        SCHEMA,
+        4,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     let nothing = sqlx::migrate::Migrator::DEFAULT;
     db::migrate(&pool, SCHEMA, &nothing).await.unwrap();
     sqlx::query("CREATE TABLE journey.funnel (referral text PRIMARY KEY, area text, state text, contacted bool)")
@@ -325,5 +324,4 @@ async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_r
             "{personal:?} leaked into the service log:\n{log}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -13,11 +13,10 @@ use std::time::Duration;
 use hearth_platform::Role;
 use hearth_proto::referrals as pb;
 use hearth_proto::referrals::referrals_service_client::ReferralsServiceClient;
-use hearth_testkit::{NatsOptions, NatsServer};
 use sqlx::{Connection as _, PgConnection};
 use uuid::Uuid;
 
-use crate::support::{authed, keys, referral, start_referrals};
+use crate::support::{Referrals, authed, referral};
 
 const IN_FLIGHT: usize = 16;
 
@@ -34,21 +33,12 @@ async fn waiting_on_locks(conn: &mut PgConnection) -> i64 {
 
 #[tokio::test]
 async fn sigterm_answers_every_call_in_flight_before_the_process_exits() {
-    let dir = std::env::temp_dir().join(format!("hearth-shutdown-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db_url = hearth_testkit::shared_pg().fresh_database().await.unwrap();
-    let nats = NatsServer::start(NatsOptions::default()).unwrap();
-    let keys = keys(&dir);
     // No drain: on SIGTERM the server stops taking calls at once, so what is tested
     // is the wait for the calls it already has.
-    let mut svc = start_referrals(
-        &db_url,
-        &nats.url(),
-        &keys,
-        &dir,
-        &[("HEARTH_SHUTDOWN_DRAIN_MS", "0".into())],
-    )
-    .await;
+    let mut stack = Referrals::start(&[("HEARTH_SHUTDOWN_DRAIN_MS", "0".into())]).await;
+    let Referrals {
+        svc, keys, db_url, ..
+    } = &mut stack;
     let token = keys.issuer.mint(
         "hv-7",
         "nhs-lothian",
@@ -73,14 +63,14 @@ async fn sigterm_answers_every_call_in_flight_before_the_process_exits() {
     create(IN_FLIGHT).await.expect("a first referral");
 
     // Hold every create in flight: the writers wait behind this lock.
-    let mut blocker = PgConnection::connect(&db_url).await.unwrap();
+    let mut blocker = PgConnection::connect(db_url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
     sqlx::query("LOCK TABLE referrals.referrals IN SHARE MODE")
         .execute(&mut blocker)
         .await
         .unwrap();
     let calls: Vec<_> = (0..IN_FLIGHT).map(|n| tokio::spawn(create(n))).collect();
-    let mut observer = PgConnection::connect(&db_url).await.unwrap();
+    let mut observer = PgConnection::connect(db_url).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while waiting_on_locks(&mut observer).await == 0 {
         assert!(
@@ -128,5 +118,4 @@ async fn sigterm_answers_every_call_in_flight_before_the_process_exits() {
         IN_FLIGHT as i64 + 1,
         "every answered call was stored"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

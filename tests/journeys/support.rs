@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use hearth_platform::auth::{KeyPair, TokenIssuer};
 use hearth_proto::referrals as pb;
+use hearth_testkit::{NatsOptions, NatsServer};
 use tonic::transport::Channel;
 
 /// A service binary built by this workspace, next to the test executable's directory.
@@ -159,33 +160,57 @@ impl Service {
     }
 }
 
-/// Starts the referrals binary on `db_url` and `nats_url`, trusting `keys`, with
-/// `extra` settings.
-pub async fn start_referrals(
-    db_url: &str,
-    nats_url: &str,
-    keys: &Keys,
-    dir: &Path,
-    extra: &[(&str, String)],
-) -> Service {
-    let mut env = vec![
-        ("HEARTH_DATABASE_URL", db_url.to_owned()),
-        ("HEARTH_NATS_URL", nats_url.to_owned()),
-        ("HEARTH_AUTH_ISSUER", "hearth-journey".to_owned()),
-        ("HEARTH_AUTH_AUDIENCE", "hearth".to_owned()),
-        (
-            "HEARTH_AUTH_PUBLIC_KEYS",
-            keys.public_key_file.display().to_string(),
-        ),
-    ];
-    env.extend(extra.iter().cloned());
-    Service::start(
-        "referrals",
-        "hearth.referrals.v1.ReferralsService",
-        &env,
-        dir,
-    )
-    .await
+/// The referrals binary running against a fresh database on the shared private
+/// Postgres and a private NATS, trusting `keys`. Its scratch folder (keys, log) is
+/// removed when it is dropped.
+pub struct Referrals {
+    pub svc: Service,
+    pub keys: Keys,
+    pub db_url: String,
+    pub nats: NatsServer,
+    dir: PathBuf,
+}
+
+impl Referrals {
+    /// Starts it with these settings on top of the connection and key settings.
+    pub async fn start(extra: &[(&str, String)]) -> Referrals {
+        let dir = std::env::temp_dir().join(format!("hearth-journey-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db_url = hearth_testkit::shared_pg().fresh_database().await.unwrap();
+        let nats = NatsServer::start(NatsOptions::default()).unwrap();
+        let keys = keys(&dir);
+        let mut env = vec![
+            ("HEARTH_DATABASE_URL", db_url.clone()),
+            ("HEARTH_NATS_URL", nats.url()),
+            ("HEARTH_AUTH_ISSUER", "hearth-journey".to_owned()),
+            ("HEARTH_AUTH_AUDIENCE", "hearth".to_owned()),
+            (
+                "HEARTH_AUTH_PUBLIC_KEYS",
+                keys.public_key_file.display().to_string(),
+            ),
+        ];
+        env.extend(extra.iter().cloned());
+        let svc = Service::start(
+            "referrals",
+            "hearth.referrals.v1.ReferralsService",
+            &env,
+            &dir,
+        )
+        .await;
+        Referrals {
+            svc,
+            keys,
+            db_url,
+            nats,
+            dir,
+        }
+    }
+}
+
+impl Drop for Referrals {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// `msg` with `token` as its bearer token.

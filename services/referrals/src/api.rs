@@ -661,17 +661,13 @@ impl ReferralsService for ReferralsApi {
         let (referral_id, consent_id) = validate::consent_name(&mut v, "name", &req.name);
         let request_id = validate::request_id(&mut v, &request_id);
         let reason = validate::reason(&mut v, "reason", &req.reason, false);
-        let at = match &req.withdraw_time {
-            None => now,
-            Some(ts) => match validate::timestamp(&mut v, "withdraw_time", ts) {
-                Some(t) if t <= now + chrono::Duration::minutes(5) => t,
-                Some(_) => {
-                    v.add("withdraw_time", "must not be in the future");
-                    now
-                }
-                None => now,
-            },
-        };
+        let requested = req
+            .withdraw_time
+            .as_ref()
+            .and_then(|ts| validate::timestamp(&mut v, "withdraw_time", ts));
+        if requested.is_some_and(|t| t > now + chrono::Duration::minutes(5)) {
+            v.add("withdraw_time", "must not be in the future");
+        }
         v.into_result(()).map_err(Error::from)?;
 
         let referral_name = convert::referral_name(referral_id);
@@ -700,24 +696,14 @@ impl ReferralsService for ReferralsApi {
             )
             .into());
         }
-        // Withdrawn no earlier than given: a time the caller gave is checked against
-        // the consent; the default (now) moves up to it (a give_time may be a few
-        // minutes ahead of our clock).
-        let given_at = r
-            .consents
-            .iter()
-            .find(|c| c.id == consent_id)
-            .map(|c| c.given_at);
-        let at = match given_at {
-            Some(given) if at < given && req.withdraw_time.is_some() => {
-                return Err(Error::Invalid(Violations::single(
-                    "withdraw_time",
-                    "must not be before the consent was given",
-                ))
-                .into());
+        let at = match r.consents.iter().find(|c| c.id == consent_id) {
+            Some(c) => {
+                let mut v = Violations::new();
+                let at = validate::withdraw_time(&mut v, requested, c.given_at, now);
+                v.into_result(at).map_err(Error::from)?
             }
-            Some(given) => at.max(given),
-            None => at,
+            // Not this referral's consent: NOT_FOUND below.
+            None => now,
         };
         let withdrawn = r
             .withdraw_consent(consent_id, at, &reason, now)

@@ -88,6 +88,11 @@ pub fn date(v: &mut Violations, field: &str, d: &Date) -> Option<NaiveDate> {
     nd
 }
 
+/// 1900-01-01T00:00:00Z and 9999-12-31T23:59:59Z, in Unix seconds: the times a
+/// caller may give.
+const EARLIEST_SECONDS: i64 = -2_208_988_800;
+const LATEST_SECONDS: i64 = 253_402_300_799;
+
 /// A point in time given by a caller: a valid protobuf timestamp (nanos 0 to
 /// 999,999,999) between 1900 and the end of 9999, at the precision Postgres keeps
 /// (microseconds), so that a response says exactly what a later read will.
@@ -97,22 +102,37 @@ pub fn timestamp(
     ts: &prost_types::Timestamp,
 ) -> Option<DateTime<Utc>> {
     use chrono::SubsecRound as _;
-    let earliest = DateTime::from_timestamp(-2_208_988_800, 0); // 1900-01-01
-    let latest = DateTime::from_timestamp(253_402_300_799, 999_999_999); // 9999-12-31
-    let t = u32::try_from(ts.nanos)
-        .ok()
-        .filter(|n| *n < 1_000_000_000)
-        .and_then(|n| DateTime::from_timestamp(ts.seconds, n));
-    match t {
-        None => {
-            v.add(field, "is not a valid timestamp");
-            None
+    let Some(nanos) = u32::try_from(ts.nanos).ok().filter(|n| *n < 1_000_000_000) else {
+        v.add(field, "is not a valid timestamp");
+        return None;
+    };
+    if !(EARLIEST_SECONDS..=LATEST_SECONDS).contains(&ts.seconds) {
+        v.add(field, "must be between 1900 and 9999");
+        return None;
+    }
+    let t = DateTime::from_timestamp(ts.seconds, nanos);
+    if t.is_none() {
+        v.add(field, "is not a valid timestamp");
+    }
+    t.map(|t| t.trunc_subsecs(6))
+}
+
+/// When a consent was withdrawn: the time the caller gave (already checked with
+/// [`timestamp`]), which must not be before the consent was given, or else now —
+/// moved up to the time given, which may be a few minutes ahead of our clock.
+pub fn withdraw_time(
+    v: &mut Violations,
+    requested: Option<DateTime<Utc>>,
+    given_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    match requested {
+        Some(t) if t < given_at => {
+            v.add("withdraw_time", "must not be before the consent was given");
+            t
         }
-        Some(t) if Some(t) < earliest || Some(t) > latest => {
-            v.add(field, "must be between 1900 and 9999");
-            None
-        }
-        Some(t) => Some(t.trunc_subsecs(6)),
+        Some(t) => t,
+        None => now.max(given_at),
     }
 }
 
@@ -784,6 +804,27 @@ mod tests {
             );
         }
         assert!(check(-2_208_988_800, 0).1.is_empty(), "1900-01-01 itself");
+    }
+
+    #[test]
+    fn consent_is_withdrawn_no_earlier_than_it_was_given() {
+        let given = now();
+        let hour = chrono::Duration::hours(1);
+        let mut v = Violations::new();
+        assert_eq!(
+            withdraw_time(&mut v, Some(given + hour), given, given),
+            given + hour
+        );
+        assert_eq!(withdraw_time(&mut v, Some(given), given, given), given);
+        // Not given: now, or the give time when that is (a little) ahead of now.
+        assert_eq!(withdraw_time(&mut v, None, given - hour, given), given);
+        assert_eq!(
+            withdraw_time(&mut v, None, given + hour, given),
+            given + hour
+        );
+        assert!(v.is_empty());
+        withdraw_time(&mut v, Some(given - hour), given, given);
+        assert_eq!(v.fields().collect::<Vec<_>>(), ["withdraw_time"]);
     }
 
     #[test]

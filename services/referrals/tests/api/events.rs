@@ -52,12 +52,7 @@ async fn events_about_one_referral_arrive_in_the_order_they_happened() {
         t.record_contact(pb::RecordContactRequest {
             name: r.name.clone(),
             request_id: rid(),
-            contact: Some(pb::Contact {
-                method: pb::ContactMethod::Phone as i32,
-                contact_time: now_ts(i),
-                successful: false,
-                ..Default::default()
-            }),
+            contact: contact(i, false),
         })
         .await
         .unwrap();
@@ -99,64 +94,36 @@ async fn events_about_one_referral_arrive_in_the_order_they_happened() {
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
-/// The `ref` every referrals event starts with.
-fn reference_of(ce_type: &str, payload: &[u8]) -> pb::ReferralRef {
+/// The `ref` every referrals event starts with, and the decision a decision event
+/// carries (required there).
+fn decoded(ce_type: &str, payload: &[u8]) -> (pb::ReferralRef, Option<pb::Decision>) {
     use prost::Message as _;
-    let r = match ce_type {
-        "hearth.referrals.v1.referral.received" => {
-            pb::ReferralReceived::decode(payload).unwrap().r#ref
-        }
-        "hearth.referrals.v1.referral.accepted" => {
-            pb::ReferralAccepted::decode(payload).unwrap().r#ref
-        }
-        "hearth.referrals.v1.referral.signposted" => {
-            pb::ReferralSignposted::decode(payload).unwrap().r#ref
-        }
-        "hearth.referrals.v1.referral.redirected" => {
-            pb::ReferralRedirected::decode(payload).unwrap().r#ref
-        }
-        "hearth.referrals.v1.referral.declined" => {
-            pb::ReferralDeclined::decode(payload).unwrap().r#ref
-        }
-        "hearth.referrals.v1.referral.withdrawn" => {
-            pb::ReferralWithdrawn::decode(payload).unwrap().r#ref
-        }
-        "hearth.referrals.v1.contact.recorded" => {
-            pb::ContactRecorded::decode(payload).unwrap().r#ref
-        }
-        "hearth.referrals.v1.consent.recorded" => {
-            pb::ConsentRecorded::decode(payload).unwrap().r#ref
-        }
-        "hearth.referrals.v1.consent.withdrawn" => {
-            pb::ConsentWithdrawn::decode(payload).unwrap().r#ref
-        }
-        "hearth.referrals.v1.family.linked" => pb::FamilyLinked::decode(payload).unwrap().r#ref,
+    macro_rules! plain {
+        ($t:ty) => {
+            (<$t>::decode(payload).unwrap().r#ref, None)
+        };
+    }
+    macro_rules! decision {
+        ($t:ty) => {{
+            let e = <$t>::decode(payload).unwrap();
+            let d = e.decision.expect("a decision event carries its decision");
+            (e.r#ref, Some(d))
+        }};
+    }
+    let (r, d) = match ce_type {
+        "hearth.referrals.v1.referral.received" => plain!(pb::ReferralReceived),
+        "hearth.referrals.v1.referral.accepted" => decision!(pb::ReferralAccepted),
+        "hearth.referrals.v1.referral.signposted" => decision!(pb::ReferralSignposted),
+        "hearth.referrals.v1.referral.redirected" => decision!(pb::ReferralRedirected),
+        "hearth.referrals.v1.referral.declined" => decision!(pb::ReferralDeclined),
+        "hearth.referrals.v1.referral.withdrawn" => decision!(pb::ReferralWithdrawn),
+        "hearth.referrals.v1.contact.recorded" => plain!(pb::ContactRecorded),
+        "hearth.referrals.v1.consent.recorded" => plain!(pb::ConsentRecorded),
+        "hearth.referrals.v1.consent.withdrawn" => plain!(pb::ConsentWithdrawn),
+        "hearth.referrals.v1.family.linked" => plain!(pb::FamilyLinked),
         other => panic!("unexpected event type {other}"),
     };
-    r.expect("every event carries its ref")
-}
-
-/// The decision a decision event carries.
-fn decision_of(ce_type: &str, payload: &[u8]) -> Option<pb::Decision> {
-    use prost::Message as _;
-    match ce_type {
-        "hearth.referrals.v1.referral.accepted" => {
-            pb::ReferralAccepted::decode(payload).unwrap().decision
-        }
-        "hearth.referrals.v1.referral.signposted" => {
-            pb::ReferralSignposted::decode(payload).unwrap().decision
-        }
-        "hearth.referrals.v1.referral.redirected" => {
-            pb::ReferralRedirected::decode(payload).unwrap().decision
-        }
-        "hearth.referrals.v1.referral.declined" => {
-            pb::ReferralDeclined::decode(payload).unwrap().decision
-        }
-        "hearth.referrals.v1.referral.withdrawn" => {
-            pb::ReferralWithdrawn::decode(payload).unwrap().decision
-        }
-        _ => None,
-    }
+    (r.expect("every event carries its ref"), d)
 }
 
 #[tokio::test]
@@ -177,12 +144,7 @@ async fn every_kind_of_event_arrives_once_with_its_type_subject_and_ids() {
     t.record_contact(pb::RecordContactRequest {
         name: accepted.name.clone(),
         request_id: rid(),
-        contact: Some(pb::Contact {
-            method: pb::ContactMethod::Phone as i32,
-            contact_time: now_ts(0),
-            successful: true,
-            ..Default::default()
-        }),
+        contact: contact(0, true),
     })
     .await
     .unwrap();
@@ -288,7 +250,7 @@ async fn every_kind_of_event_arrives_once_with_its_type_subject_and_ids() {
         assert_eq!(header(m, "ce-source"), referrals::events::SOURCE);
         assert_eq!(header(m, "ce-specversion"), "1.0");
         assert!(!header(m, "ce-time").is_empty());
-        let r = reference_of(&ce_type, &m.payload);
+        let (r, decision) = decoded(&ce_type, &m.payload);
         assert_eq!(
             header(m, "ce-subject"),
             r.referral,
@@ -296,7 +258,7 @@ async fn every_kind_of_event_arrives_once_with_its_type_subject_and_ids() {
         );
         assert_eq!(r.receiving_area, AREA);
         assert_eq!(r.referring_organisation, REFERRER_ORG);
-        if let Some(d) = decision_of(&ce_type, &m.payload) {
+        if let Some(d) = decision {
             assert_eq!(d.decided_by_organisation, AREA, "{ce_type}");
             assert!(
                 !d.decided_by.is_empty() && !d.reason.is_empty(),

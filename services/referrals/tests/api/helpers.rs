@@ -389,3 +389,46 @@ pub fn assert_status(status: &Status, code: Code, reason: &str) {
         .expect("ErrorInfo on every error");
     assert_eq!(info.reason, reason, "{status:?}");
 }
+
+/// The tables a mutation writes to.
+pub const WRITTEN: [&str; 8] = [
+    "referrals",
+    "families",
+    "family_members",
+    "referral_members",
+    "consents",
+    "contacts",
+    "requests",
+    "outbox",
+];
+
+/// Row counts of every table a mutation writes, to show a rejected call wrote nothing.
+pub async fn rows(app: &TestApp) -> Vec<(&'static str, i64)> {
+    let mut out = Vec::new();
+    for table in WRITTEN {
+        out.push((table, app.count(table).await));
+    }
+    out
+}
+
+/// The referral as the area's triage reads it now.
+pub async fn read(app: &TestApp, name: &str) -> pb::Referral {
+    app.triage()
+        .get_referral(pb::GetReferralRequest { name: name.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap()
+}
+
+/// A phone contact `offset_secs` from now, with a note.
+pub fn contact(offset_secs: i64, successful: bool) -> Option<pb::Contact> {
+    Some(pb::Contact {
+        method: pb::ContactMethod::Phone as i32,
+        contact_time: now_ts(offset_secs),
+        successful,
+        note: "Spoke to mum; prefers evenings".into(),
+        ..Default::default()
+    })
+}

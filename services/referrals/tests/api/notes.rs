@@ -5,17 +5,6 @@ use hearth_proto::referrals as pb;
 use tonic::Code;
 
 use crate::helpers::*;
-use crate::triage::{read, rows};
-
-fn contact(offset_secs: i64, successful: bool) -> Option<pb::Contact> {
-    Some(pb::Contact {
-        method: pb::ContactMethod::Phone as i32,
-        contact_time: now_ts(offset_secs),
-        successful,
-        note: "Spoke to mum; prefers evenings".into(),
-        ..Default::default()
-    })
-}
 
 #[tokio::test]
 async fn the_first_successful_contact_sets_time_to_contact() {
@@ -766,18 +755,13 @@ async fn times_a_caller_gives_are_checked_for_range_and_answered_as_stored() {
 
     // Nanoseconds are kept to the microsecond, as stored: the answer and a later read
     // (or a retry's answer) agree.
-    let mut when = now_ts(-60).unwrap();
-    when.nanos = 123_456_789;
+    let mut given = contact(-60, true);
+    given.as_mut().unwrap().contact_time.as_mut().unwrap().nanos = 123_456_789;
     let answered = t
         .record_contact(pb::RecordContactRequest {
             name: r.name.clone(),
             request_id: rid(),
-            contact: Some(pb::Contact {
-                method: pb::ContactMethod::Phone as i32,
-                contact_time: Some(when),
-                successful: true,
-                ..Default::default()
-            }),
+            contact: given,
         })
         .await
         .unwrap()

@@ -326,38 +326,6 @@ async fn decisions_validate_their_fields() {
     );
 }
 
-/// The tables a mutation writes to.
-pub(crate) const WRITTEN: [&str; 8] = [
-    "referrals",
-    "families",
-    "family_members",
-    "referral_members",
-    "consents",
-    "contacts",
-    "requests",
-    "outbox",
-];
-
-/// Row counts of every table a mutation writes, to show a rejected call wrote nothing.
-pub(crate) async fn rows(app: &TestApp) -> Vec<(&'static str, i64)> {
-    let mut out = Vec::new();
-    for table in WRITTEN {
-        out.push((table, app.count(table).await));
-    }
-    out
-}
-
-/// The referral as the area's triage reads it now.
-pub(crate) async fn read(app: &TestApp, name: &str) -> pb::Referral {
-    app.triage()
-        .get_referral(pb::GetReferralRequest { name: name.into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .referral
-        .unwrap()
-}
-
 /// Any one of the decision requests.
 #[derive(Debug, Clone)]
 enum Call {
