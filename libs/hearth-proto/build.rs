@@ -30,9 +30,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("hearth_descriptor.bin"))
+        // Maps as BTreeMaps: a message then encodes to the same bytes however its map
+        // was filled, so a retried request hashes the same (the idempotency claim).
+        .btree_map(".")
         .compile_protos(&files, &[proto_root.clone(), include])?;
 
     write_message_index(&out_dir)?;
+    write_event_catalogue(&out_dir)?;
 
     println!("cargo:rerun-if-changed={}", proto_root.display());
     for f in &files {
@@ -41,13 +45,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Writes `messages.rs`: every Hearth message's full protobuf name beside a function
-/// that decodes bytes into its generated Rust type and encodes it again. The contract
-/// tests use it to check each generated type against the reflection descriptor set.
-fn write_message_index(out_dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    use prost::Message;
-    let bytes = std::fs::read(out_dir.join("hearth_descriptor.bin"))?;
-    let set = prost_types::FileDescriptorSet::decode(bytes.as_slice())?;
+/// The Rust path of every Hearth message, by full protobuf name.
+fn rust_paths(set: &prost_types::FileDescriptorSet) -> Vec<(String, String)> {
     let mut entries = Vec::new();
     for file in &set.file {
         let package = file.package();
@@ -68,6 +67,136 @@ fn write_message_index(out_dir: &Path) -> Result<(), Box<dyn std::error::Error>>
             index_message(package, &module.join("::"), m, &mut entries);
         }
     }
+    entries
+}
+
+/// Writes `events.rs`: for every `events.proto` (and the analyst feed's `feed.proto`),
+/// the JetStream stream its header names, the subjects of its event messages (each
+/// event message's comment opens with its subject in backticks), and the message each
+/// subject carries. The stream captures each event entity's subjects
+/// (`hearth.<service>.v1.<entity>.>`), so two streams of one service never overlap.
+fn write_event_catalogue(out_dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    use prost::Message;
+    let bytes = std::fs::read(out_dir.join("hearth_descriptor.bin"))?;
+    let set = prost_types::FileDescriptorSet::decode(bytes.as_slice())?;
+    let paths: std::collections::HashMap<String, String> = rust_paths(&set).into_iter().collect();
+    let mut out = String::new();
+    let mut streams = Vec::new();
+    for file in &set.file {
+        let name = file.name();
+        let is_events = name.starts_with("hearth/")
+            && (name.ends_with("/events.proto") || name == "hearth/evaluation/v1/feed.proto");
+        if !is_events {
+            continue;
+        }
+        let info = file
+            .source_code_info
+            .as_ref()
+            .ok_or("protoc wrote no source info")?;
+        let header: String = info
+            .location
+            .iter()
+            .flat_map(|l| {
+                l.leading_detached_comments
+                    .iter()
+                    .chain(l.leading_comments.iter())
+            })
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let header = header.split_whitespace().collect::<Vec<_>>().join(" ");
+        let stream = header
+            .split("stream `")
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+            .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .ok_or_else(|| format!("{name}: its header names no JetStream stream `NAME`"))?
+            .to_owned();
+        let service = name.split('/').nth(1).ok_or("unexpected proto path")?;
+        let mut events = Vec::new();
+        for (i, m) in file.message_type.iter().enumerate() {
+            let comment = info
+                .location
+                .iter()
+                .find(|l| l.path == [4, i as i32])
+                .map(|l| l.leading_comments())
+                .unwrap_or_default()
+                .trim_start();
+            let Some(subject) = comment
+                .strip_prefix('`')
+                .and_then(|c| c.split('`').next())
+                .filter(|s| s.starts_with(&format!("hearth.{service}.v1.")))
+            else {
+                continue;
+            };
+            let full = format!("{}.{}", file.package(), m.name());
+            let path = paths
+                .get(&full)
+                .ok_or_else(|| format!("no Rust type for {full}"))?;
+            events.push((subject.to_owned(), full, path.clone()));
+        }
+        if events.is_empty() {
+            return Err(
+                format!("{name}: no event message opens its comment with a subject").into(),
+            );
+        }
+        let mut captures: Vec<String> = events
+            .iter()
+            .map(|(s, _, _)| {
+                let entity = s.rsplit_once('.').map(|(e, _)| e).unwrap_or(s);
+                format!("{entity}.>")
+            })
+            .collect();
+        captures.sort();
+        captures.dedup();
+        let module = stream.to_lowercase();
+        out.push_str(&format!(
+            "/// Stream `{stream}`, from `{name}`.\npub mod {module} {{\n    #[allow(unused_imports)]\n    use super::{{EventType, Stream}};\n\n"
+        ));
+        out.push_str(&format!(
+            "    /// The stream and what it captures.\n    pub const STREAM: Stream = Stream {{\n        name: \"{stream}\",\n        subjects: &[{}],\n        source: \"//hearth/{service}\",\n    }};\n\n",
+            captures.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
+        ));
+        for (subject, full, path) in &events {
+            let constant = subject
+                .strip_prefix(&format!("hearth.{service}.v1."))
+                .unwrap_or(subject)
+                .replace('.', "_")
+                .to_uppercase();
+            out.push_str(&format!(
+                "    /// `{subject}`, carrying `{full}`.\n    pub const {constant}: EventType<crate::{path}> = EventType::new(\"{subject}\", \"{full}\");\n"
+            ));
+        }
+        out.push_str(&format!(
+            "\n    /// Every event of the stream: `(subject, message)`.\n    pub const EVENTS: &[(&str, &str)] = &[\n{}    ];\n}}\n\n",
+            events
+                .iter()
+                .map(|(s, f, _)| format!("        (\"{s}\", \"{f}\"),\n"))
+                .collect::<String>()
+        ));
+        streams.push(module);
+    }
+    streams.sort();
+    out.push_str(&format!(
+        "/// Every stream of every contract.\npub const STREAMS: &[&Stream] = &[{}];\n",
+        streams
+            .iter()
+            .map(|m| format!("&{m}::STREAM"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    std::fs::write(out_dir.join("events.rs"), out)?;
+    Ok(())
+}
+
+/// Writes `messages.rs`: every Hearth message's full protobuf name beside a function
+/// that decodes bytes into its generated Rust type and encodes it again. The contract
+/// tests use it to check each generated type against the reflection descriptor set.
+fn write_message_index(out_dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    use prost::Message;
+    let bytes = std::fs::read(out_dir.join("hearth_descriptor.bin"))?;
+    let set = prost_types::FileDescriptorSet::decode(bytes.as_slice())?;
+    let entries = rust_paths(&set);
     let mut out = String::from(
         "/// Decodes bytes into a generated Rust type and encodes it again.\n\
          pub type Reencode = fn(&[u8]) -> Result<Vec<u8>, prost::DecodeError>;\n\

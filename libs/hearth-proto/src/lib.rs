@@ -43,3 +43,84 @@ pub use hearth::delivery::v1 as delivery;
 pub use hearth::evaluation::v1 as evaluation;
 pub use hearth::referrals::v1 as referrals;
 pub use hearth::r#type::v1 as types;
+
+/// Every JetStream stream, event subject and the message each subject carries, for
+/// all four services, generated at build time from the `events.proto` files (and the
+/// analyst feed's `feed.proto`): each event message's comment opens with its subject,
+/// and each file's header names its stream. The contracts stay the one source; a
+/// publisher or consumer never types a subject string.
+///
+/// ```
+/// use hearth_proto::events::referrals;
+/// assert_eq!(referrals::STREAM.name, "REFERRALS");
+/// assert_eq!(referrals::REFERRAL_ACCEPTED.subject, "hearth.referrals.v1.referral.accepted");
+/// ```
+pub mod events {
+    use std::marker::PhantomData;
+
+    /// A service's JetStream stream.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Stream {
+        /// e.g. `REFERRALS`.
+        pub name: &'static str,
+        /// What it captures: one `hearth.<service>.v1.<entity>.>` per event entity.
+        pub subjects: &'static [&'static str],
+        /// The CloudEvents `ce-source` of its events, e.g. `//hearth/referrals`.
+        pub source: &'static str,
+    }
+
+    impl Stream {
+        /// Whether `subject` is one this stream captures.
+        pub fn captures(&self, subject: &str) -> bool {
+            self.subjects.iter().any(|s| {
+                s.strip_suffix('>')
+                    .is_some_and(|prefix| subject.starts_with(prefix))
+            })
+        }
+    }
+
+    /// One kind of event: its subject (also the CloudEvents `ce-type`) and the
+    /// protobuf message it carries, `M`.
+    #[derive(Debug)]
+    pub struct EventType<M> {
+        pub subject: &'static str,
+        /// The full protobuf name of `M`, e.g. `hearth.referrals.v1.ReferralAccepted`.
+        pub message: &'static str,
+        _message: PhantomData<fn() -> M>,
+    }
+
+    impl<M> Clone for EventType<M> {
+        fn clone(&self) -> Self {
+            *self
+        }
+    }
+    impl<M> Copy for EventType<M> {}
+
+    impl<M> EventType<M> {
+        pub const fn new(subject: &'static str, message: &'static str) -> Self {
+            EventType {
+                subject,
+                message,
+                _message: PhantomData,
+            }
+        }
+
+        /// Whether an event's type (or, for the analyst feed, the type followed by the
+        /// area) is this one.
+        pub fn is(&self, subject: &str) -> bool {
+            subject == self.subject
+                || subject
+                    .strip_prefix(self.subject)
+                    .is_some_and(|rest| rest.starts_with('.'))
+        }
+    }
+
+    impl<M: prost::Message + Default> EventType<M> {
+        /// Decodes a payload of this type.
+        pub fn decode(&self, payload: &[u8]) -> Result<M, prost::DecodeError> {
+            M::decode(payload)
+        }
+    }
+
+    include!(concat!(env!("OUT_DIR"), "/events.rs"));
+}

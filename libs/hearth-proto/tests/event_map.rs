@@ -135,3 +135,22 @@ fn subject_shapes() {
     assert!(!is_subject("hearth.type.v1.date.made"));
     assert!(!is_subject("hearth.referrals.v1.referral"));
 }
+
+#[test]
+fn the_generated_catalogue_holds_exactly_the_defined_subjects() {
+    let generated: BTreeSet<String> = hearth_proto::events::STREAMS
+        .iter()
+        .flat_map(|s| {
+            let events: &[(&str, &str)] = match s.name {
+                "REFERRALS" => hearth_proto::events::referrals::EVENTS,
+                "ASSESSMENTS" => hearth_proto::events::assessments::EVENTS,
+                "DELIVERY" => hearth_proto::events::delivery::EVENTS,
+                "EVALUATION" => hearth_proto::events::evaluation::EVENTS,
+                "ANALYTICS" => hearth_proto::events::analytics::EVENTS,
+                other => panic!("unexpected stream {other}"),
+            };
+            events.iter().map(|(subject, _)| (*subject).to_owned())
+        })
+        .collect();
+    assert_eq!(generated, defined_subjects());
+}
