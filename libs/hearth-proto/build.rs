@@ -37,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     write_message_index(&out_dir)?;
     write_event_catalogue(&out_dir)?;
+    write_enum_names(&out_dir)?;
 
     println!("cargo:rerun-if-changed={}", proto_root.display());
     for f in &files {
@@ -68,6 +69,49 @@ fn rust_paths(set: &prost_types::FileDescriptorSet) -> Vec<(String, String)> {
         }
     }
     entries
+}
+
+/// Writes `enum_names.rs`: an `EnumName` impl for every Hearth enum (top-level and
+/// nested), so code that stores or parses enums by name can be generic over them.
+fn write_enum_names(out_dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    use prost::Message;
+    let bytes = std::fs::read(out_dir.join("hearth_descriptor.bin"))?;
+    let set = prost_types::FileDescriptorSet::decode(bytes.as_slice())?;
+    let mut paths = Vec::new();
+    fn nested(module: &str, m: &prost_types::DescriptorProto, out: &mut Vec<String>) {
+        let inner = format!("{module}::{}", snake(m.name()));
+        for e in &m.enum_type {
+            out.push(format!("{inner}::{}", upper_camel(e.name())));
+        }
+        for n in &m.nested_type {
+            nested(&inner, n, out);
+        }
+    }
+    for file in &set.file {
+        let package = file.package();
+        if !package.starts_with("hearth.") {
+            continue;
+        }
+        let module = package
+            .split('.')
+            .map(|p| if p == "type" { "r#type" } else { p })
+            .collect::<Vec<_>>()
+            .join("::");
+        for e in &file.enum_type {
+            paths.push(format!("{module}::{}", upper_camel(e.name())));
+        }
+        for m in &file.message_type {
+            nested(&module, m, &mut paths);
+        }
+    }
+    let mut out = String::new();
+    for path in paths {
+        out.push_str(&format!(
+            "impl crate::EnumName for crate::{path} {{\n    fn name(self) -> &'static str {{\n        Self::as_str_name(&self)\n    }}\n    fn from_name(name: &str) -> Option<Self> {{\n        Self::from_str_name(name)\n    }}\n}}\n"
+        ));
+    }
+    std::fs::write(out_dir.join("enum_names.rs"), out)?;
+    Ok(())
 }
 
 /// Writes `events.rs`: for every `events.proto` (and the analyst feed's `feed.proto`),

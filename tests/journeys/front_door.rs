@@ -3,23 +3,49 @@
 
 use std::time::Duration;
 
-use hearth_platform::config::Secret;
+use hearth_platform::Role;
 use hearth_platform::events::Event;
-use hearth_platform::inbox::{ConsumerSpec, HandleError, Handler, Inbox};
-use hearth_platform::{Role, db};
+use hearth_platform::inbox::{HandleError, Handler};
+use hearth_platform::service::{self, BoxError, Kit, Service, Wiring};
+use hearth_proto::events::referrals as referral_events;
 use hearth_proto::referrals as pb;
 use hearth_proto::referrals::referrals_service_client::ReferralsServiceClient;
-use prost::Message;
+use hearth_testkit::harness::Running;
 use sqlx::{PgPool, Postgres, Transaction};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::support::{Referrals, authed, referral};
 
-const SCHEMA: &str = "journey";
+/// A downstream service in miniature, on the service kit like any other: it keeps a
+/// read model of each referral's latest state and first contact, built only from the
+/// referrals stream (as evaluation's funnel will be).
+struct FunnelService;
 
-/// A downstream read model: each referral's latest state and first-contact flag,
-/// built only from `hearth.referrals.v1.>` events.
+const DURABLE: &str = "journey-funnel";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("journeys/migrations");
+
+impl Service for FunnelService {
+    const NAME: &'static str = "journey";
+    const DOMAIN: &'static str = "journey.hearth";
+    const DEFAULT_PORT: u16 = 0;
+    // What it would publish, were it evaluation.
+    const STREAM: hearth_proto::events::Stream = hearth_proto::events::evaluation::STREAM;
+    type Settings = ();
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    async fn wire(_: &Kit, _: (), w: &mut Wiring) -> Result<(), BoxError> {
+        w.consume(
+            service::consumer_of(&referral_events::STREAM, DURABLE),
+            Funnel,
+        );
+        Ok(())
+    }
+}
+
 struct Funnel;
 
 impl Handler for Funnel {
@@ -29,38 +55,43 @@ impl Handler for Funnel {
         event: &Event,
     ) -> Result<(), HandleError> {
         let poison = |e: prost::DecodeError| HandleError::Poison(e.to_string());
-        let (referral, state) = match event.ce_type.as_str() {
-            "hearth.referrals.v1.referral.received" => {
-                let e = pb::ReferralReceived::decode(event.payload.clone()).map_err(poison)?;
-                let r = e.r#ref.unwrap_or_default();
-                sqlx::query(
-                        "INSERT INTO journey.funnel (referral, area, state, contacted) VALUES ($1, $2, 'received', false)",
-                    )
-                    .bind(&r.referral)
-                    .bind(&r.receiving_area)
+        let t = event.ce_type.as_str();
+        let (referral, state) = if referral_events::REFERRAL_RECEIVED.is(t) {
+            let e = referral_events::REFERRAL_RECEIVED
+                .decode(&event.payload)
+                .map_err(poison)?;
+            let r = e.r#ref.unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO journey.funnel (referral, area, state, contacted) VALUES ($1, $2, 'received', false)",
+            )
+            .bind(&r.referral)
+            .bind(&r.receiving_area)
+            .execute(&mut **tx)
+            .await?;
+            return Ok(());
+        } else if referral_events::REFERRAL_ACCEPTED.is(t) {
+            let e = referral_events::REFERRAL_ACCEPTED
+                .decode(&event.payload)
+                .map_err(poison)?;
+            (e.r#ref.unwrap_or_default().referral, "accepted")
+        } else if referral_events::REFERRAL_SIGNPOSTED.is(t) {
+            let e = referral_events::REFERRAL_SIGNPOSTED
+                .decode(&event.payload)
+                .map_err(poison)?;
+            (e.r#ref.unwrap_or_default().referral, "signposted")
+        } else if referral_events::CONTACT_RECORDED.is(t) {
+            let e = referral_events::CONTACT_RECORDED
+                .decode(&event.payload)
+                .map_err(poison)?;
+            if e.first_contact {
+                sqlx::query("UPDATE journey.funnel SET contacted = true WHERE referral = $1")
+                    .bind(e.r#ref.unwrap_or_default().referral)
                     .execute(&mut **tx)
                     .await?;
-                return Ok(());
             }
-            "hearth.referrals.v1.referral.accepted" => {
-                let e = pb::ReferralAccepted::decode(event.payload.clone()).map_err(poison)?;
-                (e.r#ref.unwrap_or_default().referral, "accepted")
-            }
-            "hearth.referrals.v1.referral.signposted" => {
-                let e = pb::ReferralSignposted::decode(event.payload.clone()).map_err(poison)?;
-                (e.r#ref.unwrap_or_default().referral, "signposted")
-            }
-            "hearth.referrals.v1.contact.recorded" => {
-                let e = pb::ContactRecorded::decode(event.payload.clone()).map_err(poison)?;
-                if e.first_contact {
-                    sqlx::query("UPDATE journey.funnel SET contacted = true WHERE referral = $1")
-                        .bind(e.r#ref.unwrap_or_default().referral)
-                        .execute(&mut **tx)
-                        .await?;
-                }
-                return Ok(());
-            }
-            _ => return Ok(()),
+            return Ok(());
+        } else {
+            return Ok(());
         };
         sqlx::query("UPDATE journey.funnel SET state = $2 WHERE referral = $1")
             .bind(referral)
@@ -95,22 +126,16 @@ async fn wait_for(pool: &PgPool, want: &[(String, String, bool)]) {
 
 #[tokio::test]
 async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_replay() {
-    let mut stack = Referrals::start(&[("HEARTH_RELAY_POLL_MS", "200".into())]).await;
-    let Referrals {
-        svc,
-        keys,
-        db_url,
-        nats,
-        ..
-    } = &mut stack;
+    let mut stack = Referrals::start(&[]).await;
+    let Referrals { svc, env } = &mut stack;
 
-    let hv = keys.issuer.mint(
+    let hv = env.issuer.mint(
         "hv-7",
         "nhs-lothian",
         &[Role::Referrer],
         Duration::from_secs(600),
     );
-    let triage = keys.issuer.mint(
+    let triage = env.issuer.mint(
         "triage-2",
         "midlothian",
         &[Role::Triage],
@@ -185,23 +210,10 @@ async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_r
         .await
         .unwrap();
 
-    // The downstream service: its own schema, its own inbox, the referrals stream.
-    let pool = db::connect(
-        &Secret::new(db_url.clone()),
-        SCHEMA,
-        4,
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    let nothing = sqlx::migrate::Migrator::DEFAULT;
-    db::migrate(&pool, SCHEMA, &nothing).await.unwrap();
-    sqlx::query("CREATE TABLE journey.funnel (referral text PRIMARY KEY, area text, state text, contacted bool)")
-        .execute(&pool)
-        .await
-        .unwrap();
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let spec = ConsumerSpec::new("REFERRALS", "journey-funnel", "hearth.referrals.v1.>");
+    // The downstream service: its own schema and inbox, on the same database server
+    // and NATS account, reading the referrals stream.
+    let mut funnel_svc = Running::<FunnelService>::start(env.sibling().await, &[]).await;
+    let pool = funnel_svc.pool.clone();
     let want = {
         let mut w = vec![
             (a.clone(), "accepted".to_owned(), true),
@@ -210,16 +222,8 @@ async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_r
         w.sort();
         w
     };
-
-    let stop = CancellationToken::new();
-    let inbox = Inbox::new(pool.clone(), js.clone(), SCHEMA, spec.clone(), Funnel);
-    let run = tokio::spawn({
-        let stop = stop.clone();
-        async move { inbox.run(stop).await }
-    });
     wait_for(&pool, &want).await;
-    stop.cancel();
-    run.await.unwrap();
+    funnel_svc.stop().await.expect("a clean stop");
 
     // Replay from the start rebuilds the same read model.
     let mut tx = pool.begin().await.unwrap();
@@ -227,22 +231,19 @@ async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_r
         .execute(&mut *tx)
         .await
         .unwrap();
-    hearth_platform::inbox::reset_in_tx(&mut tx, SCHEMA, &spec.durable)
+    hearth_platform::inbox::reset_in_tx(&mut tx, FunnelService::NAME, DURABLE)
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    hearth_platform::inbox::delete_consumer(&js, &spec)
-        .await
-        .unwrap();
-    let stop = CancellationToken::new();
-    let inbox = Inbox::new(pool.clone(), js, SCHEMA, spec, Funnel);
-    let run = tokio::spawn({
-        let stop = stop.clone();
-        async move { inbox.run(stop).await }
-    });
+    hearth_platform::inbox::delete_consumer(
+        &funnel_svc.js,
+        &service::consumer_of(&referral_events::STREAM, DURABLE),
+    )
+    .await
+    .unwrap();
+    let funnel_again = Running::<FunnelService>::start(env.sibling().await, &[]).await;
     wait_for(&pool, &want).await;
-    stop.cancel();
-    run.await.unwrap();
+    drop(funnel_again);
 
     // Calls that fail, with personal data in them: refused for bad fields, for a
     // bad token, for someone else's referral. None of it may reach the log either.
@@ -272,7 +273,7 @@ async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_r
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
-    let stranger = keys.issuer.mint(
+    let stranger = env.issuer.mint(
         "triage-9",
         "borders-council",
         &[Role::Triage],
@@ -315,6 +316,7 @@ async fn a_downstream_service_follows_the_front_door_from_events_alone_and_can_r
         "Morag",
         "2022-05-17",
         "Marit",
+        "07700 900123",
         "9434765918",
         "EH99",
         "Galashiels",

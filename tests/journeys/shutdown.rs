@@ -36,10 +36,9 @@ async fn sigterm_answers_every_call_in_flight_before_the_process_exits() {
     // No drain: on SIGTERM the server stops taking calls at once, so what is tested
     // is the wait for the calls it already has.
     let mut stack = Referrals::start(&[("HEARTH_SHUTDOWN_DRAIN_MS", "0".into())]).await;
-    let Referrals {
-        svc, keys, db_url, ..
-    } = &mut stack;
-    let token = keys.issuer.mint(
+    let Referrals { svc, env } = &mut stack;
+    let db_url = &env.db_url;
+    let token = env.issuer.mint(
         "hv-7",
         "nhs-lothian",
         &[Role::Referrer],

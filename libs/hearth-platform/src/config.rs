@@ -113,7 +113,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
-/// What every Hearth gRPC service needs to run.
+/// What every Hearth gRPC service needs to run. A service's own settings are a
+/// separate section it declares ([`Settings`]); [`load`] reads both.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
     /// `HEARTH_GRPC_ADDR`: where to listen.
@@ -122,8 +123,9 @@ pub struct ServiceConfig {
     pub database_url: Secret<String>,
     /// `HEARTH_DATABASE_MAX_CONNECTIONS` (default 16).
     pub database_max_connections: u32,
-    /// `HEARTH_NATS_URL` (default `nats://127.0.0.1:4222`).
-    pub nats_url: String,
+    /// `HEARTH_NATS_URL` (default `nats://127.0.0.1:4222`). May carry a user and
+    /// password (`nats://user:password@host:port`), so it is kept secret.
+    pub nats_url: Secret<String>,
     /// `HEARTH_AUTH_*`: how bearer tokens are verified.
     pub auth: AuthConfig,
     /// `HEARTH_REQUEST_TIMEOUT_MS` (default 10000).
@@ -131,7 +133,7 @@ pub struct ServiceConfig {
     /// `HEARTH_MAX_CONCURRENT_REQUESTS` (default 256): beyond this, calls are shed with
     /// RESOURCE_EXHAUSTED rather than queued.
     pub max_concurrent_requests: usize,
-    /// `HEARTH_MAX_MESSAGE_BYTES` (default 4 MiB), both directions.
+    /// `HEARTH_MAX_MESSAGE_BYTES` (default 4 MiB), both directions, every service.
     pub max_message_bytes: usize,
     /// `HEARTH_SHUTDOWN_DRAIN_MS` (default 0): how long to report NOT_SERVING before
     /// refusing new calls, so load balancers stop routing first.
@@ -140,22 +142,94 @@ pub struct ServiceConfig {
     pub relay_batch_size: i64,
     /// `HEARTH_RELAY_POLL_MS` (default 1000): the safety-net poll when no NOTIFY arrives.
     pub relay_poll: Duration,
-    /// `HEARTH_WRITERS` (default [`DEFAULT_WRITERS`]): how many transactions write
-    /// creates at once. Creates that arrive while they are busy are written together
-    /// (group commit). The writers have connections of their own (one each, plus one),
-    /// beside the `HEARTH_DATABASE_MAX_CONNECTIONS` of the pool.
-    pub writers: usize,
-    /// `HEARTH_WRITE_BATCH_MAX` (default [`DEFAULT_WRITE_BATCH_MAX`]): the most creates
-    /// one transaction takes.
-    pub write_batch_max: usize,
+    /// `HEARTH_PAGE_TOKEN_SECRET` (required, at least 32 characters): the HMAC key
+    /// page tokens are signed with. Every replica of a service needs the same one.
+    pub page_token_secret: Secret<Vec<u8>>,
+    /// `HEARTH_REQUEST_ID_RETENTION_HOURS` (default 168, at least 24): how long a
+    /// request id is remembered; a retry after that is a new call.
+    pub request_id_retention: Duration,
+    /// How the service logs and traces.
+    pub telemetry: TelemetryConfig,
 }
 
-/// Two writers: one can fill its batch while the other waits for its commit to reach
-/// disk. More writers mean smaller batches, so more work per create (docs/BENCHMARKS.md).
-pub const DEFAULT_WRITERS: usize = 2;
-/// Enough to share a transaction's fixed costs; small enough that one transaction
-/// stays short.
-pub const DEFAULT_WRITE_BATCH_MAX: usize = 32;
+/// Request ids are kept a week unless configured otherwise (our default; at least a
+/// day, so that a partner system's overnight retry is still recognised).
+pub const DEFAULT_REQUEST_ID_RETENTION_HOURS: u64 = 7 * 24;
+
+/// Logs and traces, read with the rest of the configuration so that telemetry starts
+/// with settings already checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// `HEARTH_LOG_FORMAT`: `text` (default) or `json`.
+    pub json_logs: bool,
+    /// `RUST_LOG`: which logs to keep (default: info, with chatty crates at warn).
+    pub log_filter: String,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: where spans go (OTLP over gRPC); none if unset.
+    pub otlp_endpoint: Option<String>,
+}
+
+/// The log filter when `RUST_LOG` is not set.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,async_nats=warn,h2=warn,tower=warn,hyper=warn";
+
+impl TelemetryConfig {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let json_logs = match env.or("HEARTH_LOG_FORMAT", "text").as_str() {
+            "text" => false,
+            "json" => true,
+            other => {
+                return Err(ConfigError {
+                    var: "HEARTH_LOG_FORMAT".into(),
+                    problem: format!("must be text or json, got {other:?}"),
+                });
+            }
+        };
+        let log_filter = env.or("RUST_LOG", DEFAULT_LOG_FILTER);
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
+            return Err(ConfigError {
+                var: "RUST_LOG".into(),
+                problem: format!("is not a log filter: {e}"),
+            });
+        }
+        let otlp_endpoint = env.optional("OTEL_EXPORTER_OTLP_ENDPOINT");
+        if let Some(e) = &otlp_endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return Err(ConfigError {
+                var: "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                problem: "must be an http:// or https:// URL".into(),
+            });
+        }
+        Ok(TelemetryConfig {
+            json_logs,
+            log_filter,
+            otlp_endpoint,
+        })
+    }
+}
+
+/// A service's own configuration section: the settings only it has (referrals' writer
+/// count, say), read and checked with the shared ones. `()` for a service with none.
+pub trait Settings: Sized + fmt::Debug + Send + Sync + 'static {
+    fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError>;
+}
+
+impl Settings for () {
+    fn from_env<F: Fn(&str) -> Option<String>>(_: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(())
+    }
+}
+
+/// Reads the shared configuration and the service's own section. `default_port` is
+/// the service's own default gRPC port.
+pub fn load<S: Settings, F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    default_port: u16,
+) -> Result<(ServiceConfig, S), ConfigError> {
+    Ok((
+        ServiceConfig::from_env(env, default_port)?,
+        S::from_env(env)?,
+    ))
+}
 
 /// Bearer-token verification settings.
 #[derive(Debug, Clone)]
@@ -169,8 +243,23 @@ pub struct AuthConfig {
     pub public_key_files: Vec<PathBuf>,
 }
 
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// A secret of at least `min_len` bytes (required).
+    pub fn secret(&self, var: &str, min_len: usize) -> Result<Secret<Vec<u8>>, ConfigError> {
+        let value = self.required(var)?;
+        if value.len() < min_len {
+            return Err(ConfigError {
+                var: var.into(),
+                problem: format!("must be at least {min_len} characters (a random secret)"),
+            });
+        }
+        Ok(Secret::new(value.into_bytes()))
+    }
+}
+
 impl ServiceConfig {
-    /// Reads the configuration; `default_port` is the service's own default gRPC port.
+    /// Reads the shared configuration; `default_port` is the service's own default
+    /// gRPC port.
     pub fn from_env<F: Fn(&str) -> Option<String>>(
         env: &Env<F>,
         default_port: u16,
@@ -187,6 +276,12 @@ impl ServiceConfig {
             });
         }
         let nats_url = env.or("HEARTH_NATS_URL", "nats://127.0.0.1:4222");
+        if !nats_url.starts_with("nats://") && !nats_url.starts_with("tls://") {
+            return Err(ConfigError {
+                var: "HEARTH_NATS_URL".into(),
+                problem: "must be a nats:// or tls:// URL".into(),
+            });
+        }
         let auth = AuthConfig {
             issuer: env.required("HEARTH_AUTH_ISSUER")?,
             audience: env.required("HEARTH_AUTH_AUDIENCE")?,
@@ -197,7 +292,6 @@ impl ServiceConfig {
                 .filter(|p| !p.as_os_str().is_empty())
                 .collect(),
         };
-        let writers = env.bounded_or("HEARTH_WRITERS", DEFAULT_WRITERS as u64, 1, 64)? as usize;
         Ok(ServiceConfig {
             grpc_addr,
             database_url: Secret::new(database_url),
@@ -207,7 +301,7 @@ impl ServiceConfig {
                 1,
                 1000,
             )? as u32,
-            nats_url,
+            nats_url: Secret::new(nats_url),
             auth,
             request_timeout: env.millis_or("HEARTH_REQUEST_TIMEOUT_MS", Duration::from_secs(10))?,
             max_concurrent_requests: env.bounded_or(
@@ -225,13 +319,16 @@ impl ServiceConfig {
             shutdown_drain: env.millis_or("HEARTH_SHUTDOWN_DRAIN_MS", Duration::ZERO)?,
             relay_batch_size: env.bounded_or("HEARTH_RELAY_BATCH_SIZE", 256, 1, 10_000)? as i64,
             relay_poll: env.millis_or("HEARTH_RELAY_POLL_MS", Duration::from_millis(1000))?,
-            writers,
-            write_batch_max: env.bounded_or(
-                "HEARTH_WRITE_BATCH_MAX",
-                DEFAULT_WRITE_BATCH_MAX as u64,
-                1,
-                1000,
-            )? as usize,
+            page_token_secret: env.secret("HEARTH_PAGE_TOKEN_SECRET", 32)?,
+            request_id_retention: Duration::from_secs(
+                3600 * env.bounded_or(
+                    "HEARTH_REQUEST_ID_RETENTION_HOURS",
+                    DEFAULT_REQUEST_ID_RETENTION_HOURS,
+                    24,
+                    24 * 366,
+                )?,
+            ),
+            telemetry: TelemetryConfig::from_env(env)?,
         })
     }
 }
@@ -254,6 +351,10 @@ mod tests {
         ("HEARTH_AUTH_ISSUER", "iss"),
         ("HEARTH_AUTH_AUDIENCE", "aud"),
         ("HEARTH_AUTH_PUBLIC_KEYS", "/keys/a.pem, /keys/b.pem"),
+        (
+            "HEARTH_PAGE_TOKEN_SECRET",
+            "0123456789abcdef0123456789abcdef",
+        ),
     ];
 
     #[test]
@@ -281,17 +382,58 @@ mod tests {
     }
 
     #[test]
-    fn writers_and_their_batch_are_bounded() {
+    fn secrets_and_windows_are_checked() {
         let cfg = ServiceConfig::from_env(&env(BASE), 1).unwrap();
-        assert_eq!(cfg.writers, DEFAULT_WRITERS);
-        assert_eq!(cfg.write_batch_max, DEFAULT_WRITE_BATCH_MAX);
+        assert_eq!(cfg.request_id_retention, Duration::from_secs(7 * 24 * 3600));
+        assert!(!format!("{cfg:?}").contains("0123456789abcdef"));
         let mut bad = BASE.to_vec();
-        bad.push(("HEARTH_WRITERS", "65"));
+        bad.retain(|(k, _)| *k != "HEARTH_PAGE_TOKEN_SECRET");
+        bad.push(("HEARTH_PAGE_TOKEN_SECRET", "short"));
         let err = ServiceConfig::from_env(&env(&bad), 1).unwrap_err();
-        assert_eq!(err.var, "HEARTH_WRITERS");
+        assert_eq!(err.var, "HEARTH_PAGE_TOKEN_SECRET");
         let mut bad = BASE.to_vec();
-        bad.push(("HEARTH_WRITE_BATCH_MAX", "0"));
+        bad.push(("HEARTH_REQUEST_ID_RETENTION_HOURS", "23"));
         let err = ServiceConfig::from_env(&env(&bad), 1).unwrap_err();
-        assert_eq!(err.var, "HEARTH_WRITE_BATCH_MAX");
+        assert_eq!(err.var, "HEARTH_REQUEST_ID_RETENTION_HOURS");
+    }
+
+    #[test]
+    fn telemetry_settings_are_checked_before_telemetry_starts() {
+        let cfg = ServiceConfig::from_env(&env(BASE), 1).unwrap();
+        assert!(!cfg.telemetry.json_logs);
+        assert_eq!(cfg.telemetry.log_filter, DEFAULT_LOG_FILTER);
+        for (var, value) in [
+            ("HEARTH_LOG_FORMAT", "xml"),
+            ("RUST_LOG", "info,[[["),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+        ] {
+            let mut bad = BASE.to_vec();
+            bad.push((var, value));
+            let err = ServiceConfig::from_env(&env(&bad), 1).unwrap_err();
+            assert_eq!(err.var, var);
+        }
+    }
+
+    #[derive(Debug)]
+    struct Own {
+        n: u64,
+    }
+
+    impl Settings for Own {
+        fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+            Ok(Own {
+                n: env.bounded_or("HEARTH_OWN_N", 2, 1, 4)?,
+            })
+        }
+    }
+
+    #[test]
+    fn a_service_section_is_read_and_checked_with_the_shared_one() {
+        let (_, own): (_, Own) = load(&env(BASE), 1).unwrap();
+        assert_eq!(own.n, 2);
+        let mut bad = BASE.to_vec();
+        bad.push(("HEARTH_OWN_N", "9"));
+        let err = load::<Own, _>(&env(&bad), 1).unwrap_err();
+        assert_eq!(err.var, "HEARTH_OWN_N");
     }
 }

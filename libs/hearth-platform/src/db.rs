@@ -11,6 +11,34 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::config::Secret;
 
+/// An enum stored by its name in the contract (`SOURCE_SCHOOL`), so SQL stays readable
+/// and a renumbering cannot change stored meaning. Every Hearth enum is one.
+pub trait DbEnum: Sized + Copy {
+    fn to_db(self) -> &'static str;
+    /// The value stored as `s`; the unspecified value for a name this build does not
+    /// know (a row written by a newer version).
+    fn from_db(s: &str) -> Self;
+}
+
+impl<E: hearth_proto::EnumName> DbEnum for E {
+    fn to_db(self) -> &'static str {
+        self.name()
+    }
+    fn from_db(s: &str) -> Self {
+        E::from_name(s).unwrap_or_default()
+    }
+}
+
+/// Names of enum values, for binding a list (`= ANY($1)`).
+pub fn names<E: DbEnum>(values: &[E]) -> Vec<&'static str> {
+    values.iter().map(|e| e.to_db()).collect()
+}
+
+/// Enum values from their stored names.
+pub fn parse_all<E: DbEnum>(names: &[String]) -> Vec<E> {
+    names.iter().map(|s| E::from_db(s)).collect()
+}
+
 /// A schema name that is safe to splice into SQL: lowercase letters, digits and `_`.
 pub fn check_schema_name(schema: &str) -> &str {
     assert!(
@@ -80,8 +108,8 @@ pub async fn connect(
     }
 }
 
-/// Creates the service's schema and the shared tables (outbox, inbox, dead letters),
-/// then applies the service's own migrations. Safe to run from several replicas at once:
+/// Creates the service's schema and the shared tables (outbox, inbox, dead letters,
+/// request-id claims), then applies the service's own migrations. Safe to run from several replicas at once:
 /// the shared DDL runs under a transaction-scoped advisory lock, and sqlx locks its own
 /// migration run.
 pub async fn migrate(
@@ -93,6 +121,7 @@ pub async fn migrate(
     let statements: Vec<String> = crate::outbox::schema_sql(schema)
         .into_iter()
         .chain(crate::inbox::schema_sql(schema))
+        .chain(crate::idempotency::schema_sql(schema))
         .collect();
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")

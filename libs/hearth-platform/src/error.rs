@@ -67,6 +67,18 @@ pub enum ApiError {
     /// Bad input: INVALID_ARGUMENT with a field violation per bad field.
     #[error("invalid argument: {0}")]
     InvalidArgument(Violations),
+    /// Bad input that has a stable reason of its own (for example `REQUEST_ID_REUSED`),
+    /// still with its field violations.
+    #[error("{reason}: {violations}")]
+    InvalidArgumentBecause {
+        reason: &'static str,
+        violations: Violations,
+    },
+    /// A message over the size limit: RESOURCE_EXHAUSTED with reason
+    /// `MESSAGE_TOO_LARGE` (the gRPC status-code specification's code for it), which
+    /// tells it apart from load shedding.
+    #[error("message too large: {message}")]
+    MessageTooLarge { message: String },
     /// The resource does not exist, or the caller may not know that it does.
     #[error("{resource} not found")]
     NotFound { resource: String },
@@ -96,6 +108,17 @@ pub enum ApiError {
 impl ApiError {
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
         ApiError::InvalidArgument(Violations::single(field, description))
+    }
+
+    /// The request id was used before by the caller's organisation for another call.
+    pub fn request_id_reused() -> Self {
+        ApiError::InvalidArgumentBecause {
+            reason: "REQUEST_ID_REUSED",
+            violations: Violations::single(
+                "request_id",
+                "was already used by your organisation for a different request; send a new UUID",
+            ),
+        }
     }
 
     pub fn not_found(resource: impl Into<String>) -> Self {
@@ -129,8 +152,16 @@ impl ApiError {
             ErrorDetails::with_error_info(reason, domain, HashMap::<String, String>::new())
         };
         match self {
-            ApiError::InvalidArgument(v) => {
-                let mut details = info("INVALID_ARGUMENT");
+            ApiError::InvalidArgument(v) => ApiError::InvalidArgumentBecause {
+                reason: "INVALID_ARGUMENT",
+                violations: v,
+            }
+            .into_status(domain),
+            ApiError::InvalidArgumentBecause {
+                reason,
+                violations: v,
+            } => {
+                let mut details = info(reason);
                 let violations: Vec<FieldViolation> =
                     v.0.iter()
                         .map(|(f, d)| FieldViolation::new(f.clone(), d.clone()))
@@ -155,6 +186,11 @@ impl ApiError {
             ApiError::PermissionDenied { reason, message } => {
                 Status::with_error_details(Code::PermissionDenied, message, info(reason))
             }
+            ApiError::MessageTooLarge { message } => Status::with_error_details(
+                Code::ResourceExhausted,
+                message,
+                info("MESSAGE_TOO_LARGE"),
+            ),
             ApiError::Unauthenticated { message } => {
                 Status::with_error_details(Code::Unauthenticated, message, info("UNAUTHENTICATED"))
             }

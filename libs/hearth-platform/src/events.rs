@@ -29,6 +29,46 @@ pub mod headers {
     pub const TRACEPARENT: &str = "traceparent";
 }
 
+/// The CloudEvents attributes of one event, as NATS headers carry them.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    /// `ce-id`, also `Nats-Msg-Id` (JetStream drops a repeat within its window).
+    pub id: Uuid,
+    /// `ce-type`: the event's subject, e.g. `hearth.referrals.v1.referral.accepted`.
+    pub ce_type: &'a str,
+    /// `ce-source`, e.g. `//hearth/referrals`.
+    pub source: &'a str,
+    /// `ce-subject`: the resource the event is about.
+    pub resource: &'a str,
+    /// `ce-time`.
+    pub time: DateTime<Utc>,
+    pub traceparent: Option<&'a str>,
+}
+
+impl Envelope<'_> {
+    pub fn headers(&self) -> async_nats::HeaderMap {
+        let mut headers = async_nats::HeaderMap::new();
+        let id = self.id.to_string();
+        headers.insert(headers::NATS_MSG_ID, id.as_str());
+        headers.insert(headers::CE_ID, id.as_str());
+        headers.insert(headers::CE_SPECVERSION, CE_SPECVERSION);
+        headers.insert(headers::CE_TYPE, self.ce_type);
+        headers.insert(headers::CE_SOURCE, self.source);
+        headers.insert(headers::CE_SUBJECT, self.resource);
+        headers.insert(
+            headers::CE_TIME,
+            self.time
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                .as_str(),
+        );
+        headers.insert(headers::CONTENT_TYPE, CONTENT_TYPE);
+        if let Some(tp) = self.traceparent {
+            headers.insert(headers::TRACEPARENT, tp);
+        }
+        headers
+    }
+}
+
 /// An event as a consumer sees it.
 #[derive(Debug, Clone)]
 pub struct Event {

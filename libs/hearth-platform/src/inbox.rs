@@ -13,6 +13,8 @@
 //! [`Inbox::run`] recreates the durable consumer at the start of the stream.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -138,6 +140,39 @@ pub enum Applied {
     DeadLettered(String),
 }
 
+/// What a consumer has done since the process started, and how far behind it is:
+/// logged every [`REPORT_EVERY`], and kept for a metrics endpoint.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    /// Events whose effect committed.
+    pub processed: AtomicU64,
+    /// Redeliveries recognised by their inbox row.
+    pub duplicates: AtomicU64,
+    /// Handler failures sent back for redelivery.
+    pub retried: AtomicU64,
+    /// Events written to the dead-letter table.
+    pub dead_lettered: AtomicU64,
+    /// Messages on the stream not yet delivered to this consumer, at the last look.
+    pub pending: AtomicU64,
+    /// Messages delivered and not yet acknowledged, at the last look.
+    pub ack_pending: AtomicU64,
+}
+
+/// How often a consumer looks at its lag and logs its counts (our default).
+pub const REPORT_EVERY: Duration = Duration::from_secs(60);
+
+impl ConsumerStats {
+    fn count(&self, applied: &Applied) {
+        let counter = match applied {
+            Applied::Done => &self.processed,
+            Applied::Duplicate => &self.duplicates,
+            Applied::Retry(_) => &self.retried,
+            Applied::DeadLettered(_) => &self.dead_lettered,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// A consumer of one stream into one service schema.
 pub struct Inbox<H> {
     pool: PgPool,
@@ -146,6 +181,7 @@ pub struct Inbox<H> {
     handler: H,
     insert_sql: String,
     dead_letter_sql: String,
+    stats: Arc<ConsumerStats>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,9 +190,10 @@ pub enum InboxError {
     Nats(String),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
-    #[error("consumer {durable}: server kept filter {got:?}, wanted {wanted:?}")]
-    FilterDropped {
+    #[error("consumer {durable}: the server kept {setting} {got}, not {wanted}")]
+    ConfigDropped {
         durable: String,
+        setting: &'static str,
         wanted: String,
         got: String,
     },
@@ -187,11 +224,21 @@ impl<H: Handler> Inbox<H> {
                 "INSERT INTO {s}.dead_letters (consumer, event_id, subject, headers, payload, error, deliveries)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)"
             ),
+            stats: Arc::default(),
         }
     }
 
     pub fn handler(&self) -> &H {
         &self.handler
+    }
+
+    /// Its counts and lag.
+    pub fn stats(&self) -> Arc<ConsumerStats> {
+        Arc::clone(&self.stats)
+    }
+
+    pub fn spec(&self) -> &ConsumerSpec {
+        &self.spec
     }
 
     /// Creates (or opens) the durable consumer and checks that the server kept its
@@ -222,13 +269,7 @@ impl<H: Handler> Inbox<H> {
             .await
             .map_err(nats_err)?;
         let info = consumer.info().await.map_err(nats_err)?;
-        if info.config.filter_subject != self.spec.filter_subject {
-            return Err(InboxError::FilterDropped {
-                durable: self.spec.durable.clone(),
-                wanted: self.spec.filter_subject.clone(),
-                got: info.config.filter_subject.clone(),
-            });
-        }
+        check_config(&self.spec, &info.config)?;
         Ok(consumer)
     }
 
@@ -251,11 +292,16 @@ impl<H: Handler> Inbox<H> {
     }
 
     async fn consume(&self, cancel: &CancellationToken) -> Result<(), InboxError> {
-        let consumer = self.consumer().await?;
+        let mut consumer = self.consumer().await?;
         let mut messages = consumer.messages().await.map_err(nats_err)?;
+        let mut report = tokio::time::interval(REPORT_EVERY);
         loop {
             let next = tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
+                _ = report.tick() => {
+                    self.report(&mut consumer).await;
+                    continue;
+                }
                 m = messages.next() => m,
             };
             let Some(msg) = next else {
@@ -263,6 +309,30 @@ impl<H: Handler> Inbox<H> {
             };
             let msg = msg.map_err(nats_err)?;
             self.process(&msg).await?;
+        }
+    }
+
+    /// Reads the consumer's lag from the server and logs it with the counts.
+    async fn report(&self, consumer: &mut PullConsumer) {
+        let Ok(info) = consumer.info().await else {
+            return;
+        };
+        let s = &self.stats;
+        s.pending.store(info.num_pending, Ordering::Relaxed);
+        s.ack_pending
+            .store(info.num_ack_pending as u64, Ordering::Relaxed);
+        let dead = s.dead_lettered.load(Ordering::Relaxed);
+        let fields = (
+            info.num_pending,
+            info.num_ack_pending,
+            s.processed.load(Ordering::Relaxed),
+            dead,
+        );
+        if info.num_pending > 0 || dead > 0 {
+            tracing::info!(consumer = %self.spec.durable, pending = fields.0, ack_pending = fields.1,
+                processed = fields.2, dead_lettered = fields.3, "consumer lag");
+        } else {
+            tracing::debug!(consumer = %self.spec.durable, processed = fields.2, "consumer caught up");
         }
     }
 
@@ -280,6 +350,7 @@ impl<H: Handler> Inbox<H> {
                 return Err(err);
             }
         };
+        self.stats.count(&applied);
         let kind = match &applied {
             Applied::Done | Applied::Duplicate => AckKind::Ack,
             Applied::Retry(_) => AckKind::Nak(Some(self.spec.nak_delay(delivered))),
@@ -381,6 +452,50 @@ impl<H: Handler> Inbox<H> {
     }
 }
 
+/// Checks that the server kept the consumer as asked: nats-server 2.9 silently drops
+/// settings it does not know (the multi-subject `filter_subjects`, for one), and a
+/// consumer created earlier with other settings is returned as it is.
+fn check_config(
+    spec: &ConsumerSpec,
+    got: &async_nats::jetstream::consumer::Config,
+) -> Result<(), InboxError> {
+    let dropped = |setting, wanted: String, got: String| InboxError::ConfigDropped {
+        durable: spec.durable.clone(),
+        setting,
+        wanted,
+        got,
+    };
+    if got.filter_subject != spec.filter_subject {
+        return Err(dropped(
+            "filter_subject",
+            spec.filter_subject.clone(),
+            got.filter_subject.clone(),
+        ));
+    }
+    if got.durable_name.as_deref() != Some(spec.durable.as_str()) {
+        return Err(dropped(
+            "durable_name",
+            spec.durable.clone(),
+            format!("{:?}", got.durable_name),
+        ));
+    }
+    if got.ack_policy != AckPolicy::Explicit {
+        return Err(dropped(
+            "ack_policy",
+            "explicit".into(),
+            format!("{:?}", got.ack_policy),
+        ));
+    }
+    if got.deliver_policy != DeliverPolicy::All {
+        return Err(dropped(
+            "deliver_policy",
+            "all".into(),
+            format!("{:?}", got.deliver_policy),
+        ));
+    }
+    Ok(())
+}
+
 /// Forgets which events `consumer` processed, inside the caller's transaction (which
 /// also clears the read model being rebuilt).
 pub async fn reset_in_tx(
@@ -409,6 +524,31 @@ pub async fn delete_consumer(js: &JetStream, spec: &ConsumerSpec) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_consumer_the_server_changed_is_refused() {
+        let spec = ConsumerSpec::new("S", "c", "a.>");
+        let good = async_nats::jetstream::consumer::Config {
+            durable_name: Some("c".into()),
+            filter_subject: "a.>".into(),
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        };
+        assert!(check_config(&spec, &good).is_ok());
+        let mut dropped = good.clone();
+        dropped.filter_subject = String::new();
+        assert!(matches!(
+            check_config(&spec, &dropped),
+            Err(InboxError::ConfigDropped {
+                setting: "filter_subject",
+                ..
+            })
+        ));
+        let mut late = good.clone();
+        late.deliver_policy = DeliverPolicy::New;
+        assert!(check_config(&spec, &late).is_err());
+    }
 
     #[test]
     fn nak_delay_grows_and_is_capped() {

@@ -9,18 +9,28 @@
 //! - [`server`]: the gRPC server scaffold (health, reflection, limits, shutdown).
 //! - [`error`]: AIP-193 errors with `google.rpc` details.
 //! - [`auth`]: bearer tokens and the typed caller.
+//! - [`service`]: the runtime that starts, serves and stops a service in order.
+//! - [`idempotency`]: request-id claims for idempotent mutations.
+//! - [`page`], [`filter`]: signed page tokens and the AIP-160 filter subset.
+//! - [`validate`], [`clock`]: the shared field validators and the service clock.
 //!
 //! A helper used by only one service belongs in that service, not here.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod filter;
+pub mod idempotency;
 pub mod inbox;
 pub mod outbox;
+pub mod page;
 pub mod server;
+pub mod service;
 pub mod telemetry;
+pub mod validate;
 
 pub use auth::{Caller, Role};
 pub use error::{ApiError, Violations};

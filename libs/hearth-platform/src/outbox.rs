@@ -35,14 +35,14 @@ use std::time::Duration;
 use async_nats::jetstream;
 use async_nats::jetstream::context::Context as JetStream;
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgListener;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::db::check_schema_name;
-use crate::events::{self, headers as h};
+use crate::events;
 
 /// One event, written by a service inside its business transaction.
 #[derive(Debug, Clone)]
@@ -362,21 +362,42 @@ pub struct StreamSpec {
     pub duplicate_window: Duration,
 }
 
-/// Creates the stream if it does not exist (idempotent; run by the relay on start).
+impl StreamSpec {
+    /// A contract's stream (`hearth_proto::events::<service>::STREAM`), with a
+    /// two-minute duplicate window (our default: longer than any relay retry).
+    pub fn of(stream: &hearth_proto::events::Stream) -> StreamSpec {
+        StreamSpec {
+            name: stream.name.into(),
+            subjects: stream.subjects.iter().map(|s| (*s).to_owned()).collect(),
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Creates the stream if it does not exist, and brings its subjects up to date when
+/// the contract added an entity (idempotent; run by the relay on start).
 pub async fn ensure_stream(
     js: &JetStream,
     spec: &StreamSpec,
 ) -> Result<jetstream::stream::Stream, async_nats::Error> {
-    let stream = js
-        .get_or_create_stream(jetstream::stream::Config {
-            name: spec.name.clone(),
-            subjects: spec.subjects.clone(),
-            storage: jetstream::stream::StorageType::File,
-            duplicate_window: spec.duplicate_window,
-            retention: jetstream::stream::RetentionPolicy::Limits,
-            ..Default::default()
-        })
-        .await?;
+    let config = jetstream::stream::Config {
+        name: spec.name.clone(),
+        subjects: spec.subjects.clone(),
+        storage: jetstream::stream::StorageType::File,
+        duplicate_window: spec.duplicate_window,
+        retention: jetstream::stream::RetentionPolicy::Limits,
+        ..Default::default()
+    };
+    let mut stream = js.get_or_create_stream(config.clone()).await?;
+    let mut have = stream.info().await?.config.subjects.clone();
+    let mut want = spec.subjects.clone();
+    have.sort();
+    want.sort();
+    if have != want {
+        tracing::info!(stream = %spec.name, "stream subjects updated to the contract's");
+        js.update_stream(config).await?;
+        stream = js.get_stream(&spec.name).await?;
+    }
     Ok(stream)
 }
 
@@ -702,23 +723,13 @@ impl Relay {
 }
 
 fn envelope(row: &OutboxRow) -> async_nats::HeaderMap {
-    let mut headers = async_nats::HeaderMap::new();
-    let id = row.id.to_string();
-    headers.insert(h::NATS_MSG_ID, id.as_str());
-    headers.insert(h::CE_ID, id.as_str());
-    headers.insert(h::CE_SPECVERSION, events::CE_SPECVERSION);
-    headers.insert(h::CE_TYPE, row.subject.as_str());
-    headers.insert(h::CE_SOURCE, row.source.as_str());
-    headers.insert(h::CE_SUBJECT, row.resource.as_str());
-    headers.insert(
-        h::CE_TIME,
-        row.event_time
-            .to_rfc3339_opts(SecondsFormat::Micros, true)
-            .as_str(),
-    );
-    headers.insert(h::CONTENT_TYPE, events::CONTENT_TYPE);
-    if let Some(tp) = &row.traceparent {
-        headers.insert(h::TRACEPARENT, tp.as_str());
+    events::Envelope {
+        id: row.id,
+        ce_type: &row.subject,
+        source: &row.source,
+        resource: &row.resource,
+        time: row.event_time,
+        traceparent: row.traceparent.as_deref(),
     }
-    headers
+    .headers()
 }

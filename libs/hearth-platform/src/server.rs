@@ -1,9 +1,15 @@
 //! The gRPC server scaffold every service uses: health protocol, server reflection,
 //! per-request timeout, a global concurrency limit that sheds load (RESOURCE_EXHAUSTED)
-//! instead of queueing, trace-context extraction, and graceful shutdown (health goes
+//! instead of queueing, message-size limits (RESOURCE_EXHAUSTED with reason
+//! `MESSAGE_TOO_LARGE`), trace-context extraction, and graceful shutdown (health goes
 //! NOT_SERVING first, in-flight calls finish, then the listener closes).
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -37,10 +43,12 @@ const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 /// Serves `routes` (the service's own gRPC services, already wrapped with
 /// authentication) plus health and reflection on `listener` until `shutdown` fires.
 /// `names` are the fully-qualified service names reported as SERVING; `descriptors`
-/// is the encoded `FileDescriptorSet` reflection serves for them.
+/// is the encoded `FileDescriptorSet` reflection serves for them; `domain` is the
+/// service's error domain.
 pub async fn serve(
     listener: TcpListener,
     opts: ServerOptions,
+    domain: &'static str,
     routes: Routes,
     names: &[&'static str],
     descriptors: &'static [u8],
@@ -71,6 +79,7 @@ pub async fn serve(
         .expect("the descriptor set is valid");
 
     let limits = tower::ServiceBuilder::new()
+        .layer(OversizeLayer { domain })
         .layer(tower::load_shed::LoadShedLayer::new())
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             opts.max_concurrent_requests,
@@ -93,6 +102,149 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(incoming, signal)
         .await
+}
+
+/// Sets a generated gRPC server's message-size limits, both ways. Implemented for
+/// every Hearth service, so the kit can apply one limit to whatever a service serves.
+pub trait MessageLimits {
+    fn message_limits(self, max_bytes: usize) -> Self;
+}
+
+macro_rules! message_limits {
+    ($($server:ty : $service:path),* $(,)?) => {$(
+        impl<T: $service> MessageLimits for $server {
+            fn message_limits(self, max_bytes: usize) -> Self {
+                self.max_decoding_message_size(max_bytes)
+                    .max_encoding_message_size(max_bytes)
+            }
+        }
+    )*};
+}
+
+message_limits!(
+    hearth_proto::referrals::referrals_service_server::ReferralsServiceServer<T>:
+        hearth_proto::referrals::referrals_service_server::ReferralsService,
+    hearth_proto::assessments::assessments_service_server::AssessmentsServiceServer<T>:
+        hearth_proto::assessments::assessments_service_server::AssessmentsService,
+    hearth_proto::delivery::delivery_service_server::DeliveryServiceServer<T>:
+        hearth_proto::delivery::delivery_service_server::DeliveryService,
+    hearth_proto::evaluation::evaluation_service_server::EvaluationServiceServer<T>:
+        hearth_proto::evaluation::evaluation_service_server::EvaluationService,
+);
+
+/// tonic's codec answers a message over the size limit with OUT_OF_RANGE. The gRPC
+/// status-code specification says RESOURCE_EXHAUSTED, and a caller must be able to
+/// tell it from load shedding (the same code): this layer rewrites it, in the headers
+/// (a request too large: trailers-only) and in the trailers (a response too large),
+/// with the ErrorInfo reason `MESSAGE_TOO_LARGE`.
+#[derive(Debug, Clone, Copy)]
+pub struct OversizeLayer {
+    pub domain: &'static str,
+}
+
+impl<S> tower::Layer<S> for OversizeLayer {
+    type Service = Oversize<S>;
+    fn layer(&self, inner: S) -> Oversize<S> {
+        Oversize {
+            inner,
+            domain: self.domain,
+        }
+    }
+}
+
+/// See [`OversizeLayer`].
+#[derive(Debug, Clone)]
+pub struct Oversize<S> {
+    inner: S,
+    domain: &'static str,
+}
+
+impl<S, Req, B> tower::Service<Req> for Oversize<S>
+where
+    S: tower::Service<Req, Response = http::Response<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<OversizeBody<B>>;
+    type Error = S::Error;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let call = self.inner.call(req);
+        let domain = self.domain;
+        Box::pin(async move {
+            let mut resp = call.await?;
+            rewrite_oversize(resp.headers_mut(), domain);
+            Ok(resp.map(|inner| OversizeBody { inner, domain }))
+        })
+    }
+}
+
+/// A response body whose trailers get the same rewrite.
+#[derive(Debug)]
+pub struct OversizeBody<B> {
+    inner: B,
+    domain: &'static str,
+}
+
+impl<B: HttpBody<Data = Bytes> + Unpin> HttpBody for OversizeBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let domain = self.domain;
+        Pin::new(&mut self.inner).poll_frame(cx).map(|frame| {
+            frame.map(|f| {
+                f.map(|f| match f.into_trailers() {
+                    Ok(mut trailers) => {
+                        rewrite_oversize(&mut trailers, domain);
+                        Frame::trailers(trailers)
+                    }
+                    Err(data) => data,
+                })
+            })
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// tonic's codec says OUT_OF_RANGE and "… message length too large …".
+fn rewrite_oversize(headers: &mut http::HeaderMap, domain: &'static str) {
+    let is_oversize = headers.get("grpc-status").is_some_and(|v| v == "11")
+        && headers.get("grpc-message").is_some_and(|m| {
+            let m = m.to_str().unwrap_or_default();
+            m.contains("message length too large") || m.contains("message%20length%20too%20large")
+        });
+    if !is_oversize {
+        return;
+    }
+    let status = crate::error::ApiError::MessageTooLarge {
+        message: "the message is larger than this service accepts (HEARTH_MAX_MESSAGE_BYTES)"
+            .into(),
+    }
+    .into_status(domain);
+    for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+        headers.remove(name);
+    }
+    for (name, value) in status.into_http::<()>().headers() {
+        if name.as_str().starts_with("grpc-") {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
 }
 
 async fn drain(
@@ -139,16 +291,85 @@ pub fn cancel_on_signal(token: CancellationToken) {
 
 /// Connects to NATS. The client keeps retrying in the background if the server is not
 /// up yet, so a service starts (and keeps accepting writes into its outbox) while NATS
-/// is down.
+/// is down. A user and password in the URL (`nats://user:password@host:port`) are
+/// sent as credentials.
 pub async fn connect_nats(
-    url: &str,
+    url: &crate::config::Secret<String>,
     name: &str,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
-    async_nats::ConnectOptions::new()
+    let (url, credentials) = split_credentials(url.expose());
+    let options = match credentials {
+        Some((user, password)) => {
+            async_nats::ConnectOptions::with_user_and_password(user, password)
+        }
+        None => async_nats::ConnectOptions::new(),
+    };
+    options
         .name(name)
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
         .connect(url)
         .await
+}
+
+/// `nats://user:password@host:port` → (`nats://host:port`, user and password).
+fn split_credentials(url: &str) -> (String, Option<(String, String)>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_owned(), None);
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            (
+                format!("{scheme}://{host}"),
+                Some((user.to_owned(), password.to_owned())),
+            )
+        }
+        None => (url.to_owned(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_come_out_of_the_nats_url() {
+        assert_eq!(
+            split_credentials("nats://svc:s3cret@127.0.0.1:4222"),
+            (
+                "nats://127.0.0.1:4222".to_owned(),
+                Some(("svc".to_owned(), "s3cret".to_owned()))
+            )
+        );
+        assert_eq!(
+            split_credentials("nats://127.0.0.1:4222"),
+            ("nats://127.0.0.1:4222".to_owned(), None)
+        );
+    }
+
+    #[test]
+    fn out_of_range_for_size_becomes_resource_exhausted() {
+        let status = tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 5242880 bytes, the limit is: 4194304 bytes",
+        );
+        let mut headers = status.into_http::<()>().headers().clone();
+        rewrite_oversize(&mut headers, "referrals.hearth");
+        let back = tonic::Status::from_header_map(&headers).unwrap();
+        assert_eq!(back.code(), tonic::Code::ResourceExhausted);
+        use tonic_types::StatusExt as _;
+        assert_eq!(
+            back.get_details_error_info().unwrap().reason,
+            "MESSAGE_TOO_LARGE"
+        );
+        // Any other OUT_OF_RANGE is left alone.
+        let other = tonic::Status::out_of_range("page 9 of 3").into_http::<()>();
+        let mut headers = other.headers().clone();
+        rewrite_oversize(&mut headers, "referrals.hearth");
+        assert_eq!(
+            tonic::Status::from_header_map(&headers).unwrap().code(),
+            tonic::Code::OutOfRange
+        );
+    }
 }

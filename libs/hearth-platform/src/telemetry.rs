@@ -1,5 +1,6 @@
-//! Structured logs and traces. Logs are key/value (JSON with `HEARTH_LOG_FORMAT=json`);
-//! spans go to an OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Trace
+//! Structured logs and traces, set up from the already-checked [`TelemetryConfig`].
+//! Logs are key/value (JSON with `HEARTH_LOG_FORMAT=json`); spans go to an OTLP
+//! collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Trace
 //! context is always real (W3C `traceparent`), exported or not, so it can be carried
 //! from gRPC metadata into the outbox, onto NATS headers and back out in consumers.
 
@@ -13,6 +14,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::TelemetryConfig;
 
 /// Keeps the tracer provider alive; [`Telemetry::shutdown`] flushes spans, last thing
 /// before exit.
@@ -31,15 +34,17 @@ impl Telemetry {
 
 /// Installs the global subscriber for `service`. Safe to call more than once (tests
 /// do): later calls keep the first subscriber.
-pub fn init(service: &'static str) -> Telemetry {
+pub fn init(service: &'static str, cfg: &TelemetryConfig) -> Telemetry {
     let mut builder = SdkTracerProvider::builder().with_resource(
         opentelemetry_sdk::Resource::builder()
             .with_service_name(service)
             .build(),
     );
-    if std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty()) {
+    if let Some(endpoint) = &cfg.otlp_endpoint {
+        use opentelemetry_otlp::WithExportConfig as _;
         match opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
+            .with_endpoint(endpoint)
             .build()
         {
             Ok(exporter) => builder = builder.with_batch_exporter(exporter),
@@ -49,11 +54,10 @@ pub fn init(service: &'static str) -> Telemetry {
     let provider = builder.build();
     let tracer = provider.tracer(service);
 
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,sqlx=warn,async_nats=warn,h2=warn,tower=warn,hyper=warn")
-    });
-    let json = std::env::var("HEARTH_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let fmt = if json {
+    // Checked when the configuration was read.
+    let filter = EnvFilter::try_new(&cfg.log_filter)
+        .unwrap_or_else(|_| EnvFilter::new(crate::config::DEFAULT_LOG_FILTER));
+    let fmt = if cfg.json_logs {
         tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
@@ -68,10 +72,15 @@ pub fn init(service: &'static str) -> Telemetry {
             .with_ansi(ansi)
             .boxed()
     };
+    // `RUST_LOG` filters what is logged, not what is traced: a quieter log must not
+    // lose the trace context that calls carry onto their events.
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(fmt.with_filter(filter))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        )
         .try_init();
     Telemetry { provider }
 }

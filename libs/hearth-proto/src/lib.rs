@@ -38,6 +38,17 @@ pub mod hearth {
     }
 }
 
+/// The names of a protobuf enum's values (`SOURCE_SCHOOL`), for code that stores or
+/// parses enums by name whatever the enum. Implemented for every Hearth enum.
+pub trait EnumName: Sized + Copy + Default + 'static {
+    /// The value's name in the contract, e.g. `STATE_RECEIVED`.
+    fn name(self) -> &'static str;
+    /// The value with this name, if the contract defines one.
+    fn from_name(name: &str) -> Option<Self>;
+}
+
+include!(concat!(env!("OUT_DIR"), "/enum_names.rs"));
+
 pub use hearth::assessments::v1 as assessments;
 pub use hearth::delivery::v1 as delivery;
 pub use hearth::evaluation::v1 as evaluation;

@@ -6,15 +6,19 @@
 //! as the `postgres` user when we are root), picking free ports, waiting until
 //! the servers are ready, and making sure no child ever outlives the process
 //! that started it. It never connects to servers on the standard ports.
+//!
+//! [`harness`] builds on them: what every service's tests need to run a service and
+//! check what it did.
 
 mod bins;
+pub mod harness;
 mod keeper;
 mod nats;
 mod pg;
 mod sys;
 mod util;
 
-pub use nats::{NatsOptions, NatsServer};
+pub use nats::{NatsOptions, NatsServer, shared_nats_account};
 pub use pg::{PgOptions, PgServer, shared_pg};
 
 #[cfg(test)]

@@ -24,6 +24,10 @@ pub struct NatsOptions {
     pub data_dir: Option<PathBuf>,
     /// TCP port on 127.0.0.1; `None` picks a free one.
     pub port: Option<u16>,
+    /// Isolated accounts, each with JetStream of its own and a user `tN` (password
+    /// `tN`), so that tests sharing one server cannot see each other's streams. Zero
+    /// (the default) runs without accounts: anyone may connect.
+    pub accounts: usize,
 }
 
 /// A running private nats-server with JetStream, listening on 127.0.0.1 only.
@@ -38,6 +42,9 @@ pub struct NatsServer {
     log_path: PathBuf,
     // A Mutex only so that `is_running(&self)` can reap an exited child.
     child: Mutex<Option<Child>>,
+    accounts: usize,
+    /// Accounts handed out by [`NatsServer::take_account`].
+    taken: std::sync::atomic::AtomicUsize,
 }
 
 impl NatsServer {
@@ -66,6 +73,8 @@ impl NatsServer {
             data_dir,
             scratch,
             child: Mutex::new(None),
+            accounts: opts.accounts,
+            taken: std::sync::atomic::AtomicUsize::new(0),
         };
         let mut may_retry = opts.port.is_none();
         loop {
@@ -91,6 +100,11 @@ impl NatsServer {
             .map_err(fail)?;
         let log_err = log.try_clone().map_err(|e| fail(e.into()))?;
         let mut cmd = Command::new(&self.bin);
+        if self.accounts > 0 {
+            let conf = self.data_dir.join("accounts.conf");
+            fs::write(&conf, accounts_conf(self.accounts)).map_err(|e| fail(e.into()))?;
+            cmd.arg("-c").arg(conf);
+        }
         cmd.args(["-a", HOST, "-p", &port.to_string(), "-js", "-sd"])
             .arg(&self.data_dir)
             .stdin(Stdio::null())
@@ -144,6 +158,15 @@ impl NatsServer {
         format!("nats://{HOST}:{}", self.port)
     }
 
+    /// A URL for a fresh account of this server's (see [`NatsOptions::accounts`]),
+    /// or `None` when every account is taken.
+    pub fn take_account(&self) -> Option<String> {
+        let n = self
+            .taken
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (n < self.accounts).then(|| format!("nats://t{n}:t{n}@{HOST}:{}", self.port))
+    }
+
     /// The TCP port the server listens on (kept across restarts).
     pub fn port(&self) -> u16 {
         self.port
@@ -175,6 +198,43 @@ impl NatsServer {
     fn child_slot(&self) -> MutexGuard<'_, Option<Child>> {
         self.child.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The server configuration for `n` isolated accounts with JetStream.
+fn accounts_conf(n: usize) -> String {
+    let mut conf = String::from("accounts {\n");
+    for i in 0..n {
+        conf.push_str(&format!(
+            "  T{i}: {{ jetstream: enabled, users: [ {{ user: t{i}, password: t{i} }} ] }}\n"
+        ));
+    }
+    conf.push_str("}\n");
+    conf
+}
+
+/// How many accounts one shared server holds before another is started.
+const SHARED_ACCOUNTS: usize = 200;
+
+/// A fresh, isolated NATS account on a server shared by the whole test process: its
+/// URL carries the account's user and password. A test that stops or restarts NATS
+/// needs a server of its own ([`NatsServer::start`]) instead.
+///
+/// # Panics
+/// If a server cannot start; the message says why.
+pub fn shared_nats_account() -> String {
+    static SERVERS: Mutex<Vec<&'static NatsServer>> = Mutex::new(Vec::new());
+    let mut servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(url) = servers.last().and_then(|s| s.take_account()) {
+        return url;
+    }
+    let server = NatsServer::start(NatsOptions {
+        accounts: SHARED_ACCOUNTS,
+        ..NatsOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("hearth-testkit: cannot start the shared nats-server: {e:#}"));
+    let server: &'static NatsServer = Box::leak(Box::new(server));
+    servers.push(server);
+    server.take_account().expect("a new server has accounts")
 }
 
 impl Drop for NatsServer {

@@ -1,14 +1,16 @@
 //! The gRPC handlers: decode, authorise, call the domain, persist with the outbox in
-//! one transaction, map errors.
+//! one transaction, map errors. Each RPC hands its request to one inner method that
+//! returns `Result<_, Error>`; `From<Error> for Status` maps every failure in one place.
 
-use base64::Engine as _;
-use chrono::{DateTime, Utc};
+use hearth_platform::clock;
+use hearth_platform::idempotency::{Begun, RequestKey, Requests};
 use hearth_platform::outbox::{Outbox, OutboxEvent};
+use hearth_platform::page::{PageQuery, Pager};
+use hearth_platform::service::{Kit, Service as _};
 use hearth_platform::{ApiError, Caller, Role, Violations};
 use hearth_proto::referrals as pb;
 use hearth_proto::referrals::referrals_service_server::ReferralsService;
 use prost::Message;
-use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Postgres, Transaction};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -16,28 +18,20 @@ use uuid::Uuid;
 use crate::domain::access::{self, Parties};
 use crate::domain::{self, Decision, Referral, RuleBroken, Verb, filter, validate};
 use crate::intake::{Create, Intake, IntakeOptions, Outcome, Writers};
-use crate::store::{self, Claim};
-use crate::{convert, events};
-
-/// The `domain` of every `google.rpc.ErrorInfo` this service returns.
-pub const DOMAIN: &str = "referrals.hearth";
-
-const DEFAULT_PAGE_SIZE: i64 = 50;
-const MAX_PAGE_SIZE: i64 = 500;
+use crate::{Referrals, convert, events, store};
 
 /// Everything a handler can fail with; mapped to a status in one place.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid request: {0}")]
+    /// Bad fields. Displayed (in logs) by field name only: a value may be personal.
+    #[error("invalid request: {}", .0.fields().collect::<Vec<_>>().join(", "))]
     Invalid(Violations),
     #[error("{0} not found")]
     NotFound(String),
     #[error(transparent)]
     Rule(#[from] RuleBroken),
-    #[error("{1}")]
+    #[error("{0}")]
     Denied(&'static str, String),
-    #[error("request_id was already used for a different request")]
-    RequestIdReused,
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error(transparent)]
@@ -57,14 +51,10 @@ impl From<Error> for Status {
             Error::NotFound(resource) => ApiError::not_found(resource),
             Error::Rule(rule) => ApiError::precondition(rule.reason(), rule.to_string()),
             Error::Denied(reason, message) => ApiError::denied(reason, message),
-            Error::RequestIdReused => ApiError::invalid(
-                "request_id",
-                "was already used by your organisation for a different request; send a new UUID",
-            ),
             Error::Api(api) => api,
             Error::Db(db) => from_db(db),
         };
-        api.into_status(DOMAIN)
+        api.into_status(Referrals::DOMAIN)
     }
 }
 
@@ -93,23 +83,18 @@ fn from_db(err: sqlx::Error) -> ApiError {
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The current time at the precision Postgres keeps (microseconds), so a response
-/// says exactly what a later read will.
-fn now() -> DateTime<Utc> {
-    use chrono::SubsecRound;
-    Utc::now().trunc_subsecs(6)
-}
-
 /// The referrals gRPC service.
 #[derive(Debug, Clone)]
 pub struct ReferralsApi {
     pool: PgPool,
     outbox: Outbox,
+    requests: Requests,
+    pager: Pager,
     intake: Intake,
 }
 
 /// A mutation's start: either the same request again (answer with the referral as it
-/// is), or the locked referral to change inside `tx`.
+/// is now), or the locked referral to change inside `tx`.
 enum Mutation {
     Replay(Box<pb::Referral>),
     Go {
@@ -125,77 +110,63 @@ fn parties(r: &Referral) -> Parties<'_> {
     }
 }
 
-/// Takes the request id out of a mutation request and digests the rest, to tell a
-/// retry (same digest) from a reuse of the id (different digest).
-fn split<T: Message>(
-    method: &str,
-    mut req: T,
-    request_id: fn(&mut T) -> &mut String,
-) -> (T, String, Vec<u8>) {
-    let id = std::mem::take(request_id(&mut req));
-    let hash = request_hash(method, &req);
-    (req, id, hash)
+fn caller_of<T>(req: &Request<T>) -> Result<Caller> {
+    Ok(Caller::of(req)?)
 }
 
-/// A digest of the request with its request id removed, to tell a retry from a reuse.
-fn request_hash(method: &str, msg: &impl Message) -> Vec<u8> {
-    let mut h = Sha256::new();
-    h.update(method.as_bytes());
-    h.update([0]);
-    h.update(msg.encode_to_vec());
-    h.finalize().to_vec()
+fn denied(reason: &'static str, message: &str) -> Error {
+    Error::Denied(reason, message.to_owned())
 }
 
 impl ReferralsApi {
     /// The service and the intake's writers (see [`Intake::start`]).
-    pub fn start(pool: PgPool, intake: IntakeOptions) -> std::io::Result<(Self, Writers)> {
-        let outbox = Outbox::new(pool.clone(), store::SCHEMA, events::SOURCE);
-        let (intake, writers) = Intake::start(&pool, intake)?;
+    pub fn start(kit: &Kit, intake: IntakeOptions) -> std::io::Result<(Self, Writers)> {
+        let (intake, writers) = Intake::start(&kit.pool, intake)?;
         let api = ReferralsApi {
-            pool,
-            outbox,
+            pool: kit.pool.clone(),
+            outbox: kit.outbox.clone(),
+            requests: kit.requests.clone(),
+            pager: kit.pager.clone(),
             intake,
         };
         Ok((api, writers))
     }
 
-    /// Claims the request id and locks the referral, checking the caller may see it.
-    async fn begin(
-        &self,
-        caller: &Caller,
-        method: &'static str,
-        name: &str,
-        referral_id: Uuid,
-        request_id: Uuid,
-        hash: &[u8],
-    ) -> Result<Mutation> {
-        let mut tx = self.pool.begin().await?;
-        match store::claim_request(
-            &mut tx,
-            &caller.organisation,
-            request_id,
-            method,
-            hash,
-            referral_id,
-        )
-        .await?
-        {
-            Claim::New => {}
-            Claim::Conflict => return Err(Error::RequestIdReused),
-            Claim::Replay(id) => {
-                tx.rollback().await?;
-                let mut conn = self.pool.acquire().await?;
-                let r = store::load_one(&mut conn, id, false)
-                    .await?
-                    .filter(|r| access::can_see(caller, parties(r)))
-                    .ok_or_else(|| Error::NotFound(name.to_owned()))?;
-                return Ok(Mutation::Replay(Box::new(convert::referral(&r, true))));
-            }
-        }
-        let referral = store::load_one(&mut tx, referral_id, true)
+    /// The referral `name`, if `caller` may see it; else NOT_FOUND, so that its
+    /// existence is not disclosed.
+    async fn read(&self, caller: &Caller, id: Uuid, name: &str) -> Result<Referral> {
+        let mut conn = self.pool.acquire().await?;
+        store::load_one(&mut conn, id, false)
             .await?
             .filter(|r| access::can_see(caller, parties(r)))
-            .ok_or_else(|| Error::NotFound(name.to_owned()))?;
+            .ok_or_else(|| Error::NotFound(name.to_owned()))
+    }
+
+    /// A replay's answer: the referral the earlier call changed, as it is now, if the
+    /// caller may still see it.
+    async fn replay(&self, caller: &Caller, resource: &str) -> Result<pb::Referral> {
+        let id = convert::referral_id(resource).ok_or_else(|| Error::NotFound(resource.into()))?;
+        Ok(convert::referral(
+            &self.read(caller, id, resource).await?,
+            true,
+        ))
+    }
+
+    /// Claims the request id and locks the referral, checking the caller may see it.
+    async fn begin(&self, caller: &Caller, key: &RequestKey, id: Uuid) -> Result<Mutation> {
+        let name = convert::referral_name(id);
+        let mut tx = match self.requests.begin(key, &name).await? {
+            Begun::Replay(resource) => {
+                return Ok(Mutation::Replay(Box::new(
+                    self.replay(caller, &resource).await?,
+                )));
+            }
+            Begun::Go(tx) => tx,
+        };
+        let referral = store::load_one(&mut tx, id, true)
+            .await?
+            .filter(|r| access::can_see(caller, parties(r)))
+            .ok_or(Error::NotFound(name))?;
         Ok(Mutation::Go {
             tx,
             referral: Box::new(referral),
@@ -214,50 +185,48 @@ impl ReferralsApi {
         Ok(convert::referral(r, true))
     }
 
-    /// The shared path of the five triage decisions.
-    async fn decide(
-        &self,
-        caller: &Caller,
-        verb: Verb,
-        name: &str,
-        request_id: &str,
-        hash: Vec<u8>,
-        details: impl FnOnce(&mut Violations) -> (String, Option<domain::DeclineReason>, String),
-    ) -> Result<pb::Referral> {
+    /// The path every triage decision RPC takes.
+    #[tracing::instrument(skip_all, fields(verb = ?R::VERB, referral = %req.get_ref().name()), err(level = "info"))]
+    async fn decide<R: DecisionRequest>(&self, req: Request<R>) -> Result<pb::Referral> {
+        let caller = caller_of(&req)?;
+        let mut req = req.into_inner();
         let mut v = Violations::new();
-        let id = validate::resource_id(&mut v, "name", name, "referrals");
-        let request_id = validate::request_id(&mut v, request_id);
-        let (reason, decline_reason, destination) = details(&mut v);
+        let key = RequestKey::take(
+            &mut v,
+            &caller,
+            verb_method(R::VERB),
+            &mut req,
+            R::request_id,
+        );
+        let id = validate::resource_id(&mut v, "name", req.name(), "referrals");
+        let (reason, decline_reason, destination) = req.details(&mut v);
         v.into_result(())?;
 
-        let method = verb_method(verb);
-        let (tx, mut r) = match self
-            .begin(caller, method, name, id, request_id, &hash)
-            .await?
-        {
+        let (tx, mut r) = match self.begin(&caller, &key, id).await? {
             Mutation::Replay(r) => return Ok(*r),
             Mutation::Go { tx, referral } => (tx, referral),
         };
-        let allowed = match verb {
-            Verb::Withdraw => access::can_act_for_family(caller, parties(&r)),
-            _ => access::is_area_triage(caller, parties(&r)),
+        let allowed = match R::VERB {
+            Verb::Withdraw => access::can_act_for_family(&caller, parties(&r)),
+            _ => access::is_area_triage(&caller, parties(&r)),
         };
         if !allowed {
-            return Err(Error::Denied(
+            return Err(denied(
                 "ROLE_REQUIRED",
-                match verb {
-                    Verb::Withdraw => "withdrawing needs the receiving area's triage role or the referring organisation's referrer role",
+                match R::VERB {
+                    Verb::Withdraw => {
+                        "withdrawing needs the receiving area's triage role or the referring organisation's referrer role"
+                    }
                     _ => "triage decisions need the receiving area's triage role",
-                }
-                .into(),
+                },
             ));
         }
-        let outcome = r.check_decision(verb)?;
+        let outcome = r.check_decision(R::VERB)?;
         r.decide(Decision {
             outcome,
             by_org: caller.organisation.clone(),
             by: caller.subject.clone(),
-            at: now(),
+            at: clock::now(),
             reason,
             decline_reason,
             destination,
@@ -265,6 +234,321 @@ impl ReferralsApi {
         let out = self.commit(tx, &r, &[events::decided(&r)]).await?;
         tracing::info!(referral_id = %r.id, state = domain::state_word(r.state), "referral decided");
         Ok(out)
+    }
+
+    #[tracing::instrument(skip_all, fields(referral = %req.get_ref().name), err(level = "info"))]
+    async fn get(&self, req: Request<pb::GetReferralRequest>) -> Result<pb::GetReferralResponse> {
+        let caller = caller_of(&req)?;
+        let name = req.into_inner().name;
+        let mut v = Violations::new();
+        let id = validate::resource_id(&mut v, "name", &name, "referrals");
+        v.into_result(())?;
+        let r = self.read(&caller, id, &name).await?;
+        Ok(pb::GetReferralResponse {
+            referral: Some(convert::referral(&r, true)),
+        })
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn list(
+        &self,
+        req: Request<pb::ListReferralsRequest>,
+    ) -> Result<pb::ListReferralsResponse> {
+        let caller = caller_of(&req)?;
+        let req = req.into_inner();
+        if !caller.has_any(&access::READER_ROLES) {
+            return Err(denied(
+                "ROLE_REQUIRED",
+                "listing referrals needs a practitioner-facing role",
+            ));
+        }
+        let mut v = Violations::new();
+        let query = PageQuery {
+            method: "ListReferrals",
+            page_size: req.page_size,
+            page_token: &req.page_token,
+            filter: &req.filter,
+            order_by: "",
+        };
+        // The position after a page: the last referral's receipt (µs) and id.
+        let page = self.pager.page::<(i64, Uuid)>(&mut v, &query);
+        let f = filter::parse(&req.filter).unwrap_or_else(|why| {
+            v.add("filter", why);
+            filter::ListFilter::default()
+        });
+        v.into_result(())?;
+
+        let scope = store::ListScope {
+            org: &caller.organisation,
+            own_referrals: true,
+            area_triage: caller.has(Role::Triage),
+        };
+        let after = page
+            .after
+            .and_then(|(t, id)| chrono::DateTime::from_timestamp_micros(t).map(|t| (t, id)));
+        let mut conn = self.pool.acquire().await?;
+        let mut ids = store::list_ids(&mut conn, &scope, &f, after, page.size + 1).await?;
+        let next_page_token = if ids.len() as i64 > page.size {
+            ids.truncate(page.size as usize);
+            ids.last()
+                .map(|(id, at)| self.pager.next_token(&query, &(at.timestamp_micros(), *id)))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let only_ids: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
+        let referrals = store::load(&mut conn, &only_ids, false).await?;
+        Ok(pb::ListReferralsResponse {
+            referrals: referrals
+                .iter()
+                .map(|r| convert::referral(r, true))
+                .collect(),
+            next_page_token,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(referral = %req.get_ref().name), err(level = "info"))]
+    async fn record_contact_in(
+        &self,
+        req: Request<pb::RecordContactRequest>,
+    ) -> Result<pb::Referral> {
+        let caller = caller_of(&req)?;
+        let mut req = req.into_inner();
+        let mut v = Violations::new();
+        let key = RequestKey::take(&mut v, &caller, "RecordContact", &mut req, |r| {
+            &mut r.request_id
+        });
+        let id = validate::resource_id(&mut v, "name", &req.name, "referrals");
+        let contact = req.contact.as_ref();
+        if contact.is_none() {
+            v.add("contact", "is required");
+        }
+        v.into_result(())?;
+
+        let (mut tx, mut r) = match self.begin(&caller, &key, id).await? {
+            Mutation::Replay(r) => return Ok(*r),
+            Mutation::Go { tx, referral } => (tx, referral),
+        };
+        if !access::is_area_triage(&caller, parties(&r)) {
+            return Err(denied(
+                "ROLE_REQUIRED",
+                "recording contact needs the receiving area's triage role",
+            ));
+        }
+        r.check_open()?;
+        let now = clock::now();
+        let mut v = Violations::new();
+        let contact = validate::contact(
+            &mut v,
+            "contact",
+            contact.expect("checked above"),
+            r.received_at,
+            now,
+            &caller.subject,
+        );
+        v.into_result(())?;
+        let first = r.add_contact(contact.clone(), now);
+        store::insert_contact(&mut tx, r.id, &contact).await?;
+        self.commit(
+            tx,
+            &r,
+            &[events::contact_recorded(&r, &contact, first, now)],
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(referral = %req.get_ref().name), err(level = "info"))]
+    async fn record_consent_in(
+        &self,
+        req: Request<pb::RecordConsentRequest>,
+    ) -> Result<pb::Referral> {
+        let caller = caller_of(&req)?;
+        let mut req = req.into_inner();
+        let now = clock::now();
+        let mut v = Violations::new();
+        let key = RequestKey::take(&mut v, &caller, "RecordConsent", &mut req, |r| {
+            &mut r.request_id
+        });
+        let id = validate::resource_id(&mut v, "name", &req.name, "referrals");
+        let consent = match &req.consent {
+            None => {
+                v.add("consent", "is required");
+                None
+            }
+            Some(c) => Some(validate::consent(&mut v, "consent", c, now)),
+        };
+        v.into_result(())?;
+        let consent = consent.expect("checked above");
+
+        let (mut tx, mut r) = match self.begin(&caller, &key, id).await? {
+            Mutation::Replay(r) => return Ok(*r),
+            Mutation::Go { tx, referral } => (tx, referral),
+        };
+        if !access::can_act_for_family(&caller, parties(&r)) {
+            return Err(denied(
+                "ROLE_REQUIRED",
+                "recording consent needs the receiving area's triage role or the referring organisation's referrer role",
+            ));
+        }
+        r.check_open()?;
+        store::insert_consent(&mut tx, r.id, &consent).await?;
+        r.consents.push(consent.clone());
+        r.updated_at = now;
+        self.commit(tx, &r, &[events::consent_recorded(&r, &consent, now)])
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(consent = %req.get_ref().name), err(level = "info"))]
+    async fn withdraw_consent_in(
+        &self,
+        req: Request<pb::WithdrawConsentRequest>,
+    ) -> Result<pb::Referral> {
+        let caller = caller_of(&req)?;
+        let mut req = req.into_inner();
+        let now = clock::now();
+        let mut v = Violations::new();
+        let key = RequestKey::take(&mut v, &caller, "WithdrawConsent", &mut req, |r| {
+            &mut r.request_id
+        });
+        let (referral_id, consent_id) = validate::consent_name(&mut v, "name", &req.name);
+        let reason = validate::reason(&mut v, "reason", &req.reason, false);
+        let requested = req
+            .withdraw_time
+            .as_ref()
+            .and_then(|ts| validate::timestamp(&mut v, "withdraw_time", ts));
+        if requested.is_some_and(|t| t > now + chrono::Duration::minutes(5)) {
+            v.add("withdraw_time", "must not be in the future");
+        }
+        v.into_result(())?;
+
+        let (mut tx, mut r) = match self.begin(&caller, &key, referral_id).await? {
+            Mutation::Replay(r) => return Ok(*r),
+            Mutation::Go { tx, referral } => (tx, referral),
+        };
+        if !access::can_act_for_family(&caller, parties(&r)) {
+            return Err(denied(
+                "ROLE_REQUIRED",
+                "withdrawing consent needs the receiving area's triage role or the referring organisation's referrer role",
+            ));
+        }
+        let at = match r.consents.iter().find(|c| c.id == consent_id) {
+            Some(c) => {
+                let mut v = Violations::new();
+                let at = validate::withdraw_time(&mut v, requested, c.given_at, now);
+                v.into_result(at)?
+            }
+            // Not this referral's consent: NOT_FOUND below.
+            None => now,
+        };
+        let withdrawn = r
+            .withdraw_consent(consent_id, at, &reason, now)?
+            .cloned()
+            .ok_or_else(|| Error::NotFound(req.name.clone()))?;
+        store::withdraw_consent(&mut tx, &withdrawn).await?;
+        self.commit(tx, &r, &[events::consent_withdrawn(&r, &withdrawn, now)])
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(family = %req.get_ref().name), err(level = "info"))]
+    async fn family(&self, req: Request<pb::GetFamilyRequest>) -> Result<pb::GetFamilyResponse> {
+        let caller = caller_of(&req)?;
+        let name = req.into_inner().name;
+        let mut v = Violations::new();
+        let id = validate::resource_id(&mut v, "name", &name, "families");
+        v.into_result(())?;
+        let mut conn = self.pool.acquire().await?;
+        let not_found = || Error::NotFound(name.clone());
+        let (area, created) = store::load_family(&mut conn, id)
+            .await?
+            .ok_or_else(not_found)?;
+        // A caller sees the family through the referrals they may see, and only the
+        // members named on those.
+        let visible: Vec<Uuid> = store::family_referrals(&mut conn, id)
+            .await?
+            .into_iter()
+            .filter(|(_, org, area)| {
+                access::can_see(
+                    &caller,
+                    Parties {
+                        referring_org: org,
+                        receiving_area: area,
+                    },
+                )
+            })
+            .map(|(rid, _, _)| rid)
+            .collect();
+        if visible.is_empty() {
+            return Err(not_found());
+        }
+        let (children, adults) = store::members_of(&mut conn, &visible).await?;
+        Ok(pb::GetFamilyResponse {
+            family: Some(pb::Family {
+                name: convert::family_name(id),
+                receiving_area: area,
+                children: children.iter().map(|c| convert::child(id, c)).collect(),
+                adults: adults.iter().map(|a| convert::adult(id, a)).collect(),
+                referrals: visible.iter().map(|r| convert::referral_name(*r)).collect(),
+                create_time: Some(convert::ts(created)),
+            }),
+        })
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn create(&self, req: Request<pb::CreateReferralRequest>) -> Result<pb::Referral> {
+        let caller = caller_of(&req)?;
+        let mut req = req.into_inner();
+        if !access::can_refer(&caller) {
+            return Err(denied(
+                "ROLE_REQUIRED",
+                "creating a referral needs the referrer or triage role",
+            ));
+        }
+        let now = clock::now();
+        let mut v = Violations::new();
+        let key = RequestKey::take(&mut v, &caller, "CreateReferral", &mut req, |r| {
+            &mut r.request_id
+        });
+        let built = match &req.referral {
+            None => {
+                v.add("referral", "is required");
+                None
+            }
+            Some(r) => {
+                match validate::new_referral(r, &caller.organisation, &caller.subject, now) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        for (f, d) in e.iter() {
+                            v.add(f, d);
+                        }
+                        None
+                    }
+                }
+            }
+        };
+        let r = v
+            .into_result(built)?
+            .expect("no violations means a referral");
+        if req.validate_only {
+            return Ok(convert::referral(&r, false));
+        }
+
+        // Written with whatever other creates are waiting (intake.rs), linking the
+        // family where a child is already known.
+        let outcome = self
+            .intake
+            .submit(Create {
+                key,
+                referral: r,
+                span: tracing::Span::current(),
+            })
+            .await?;
+        let r = match outcome {
+            Outcome::Created(r) => r,
+            Outcome::Conflict => return Err(ApiError::request_id_reused().into()),
+            Outcome::Replay(resource) => return self.replay(&caller, &resource).await,
+        };
+        tracing::info!(referral_id = %r.id, linked = r.linked_existing, "referral received");
+        Ok(convert::referral(&r, true))
     }
 }
 
@@ -336,169 +620,36 @@ decision_request!(pb::WithdrawReferralRequest, Verb::Withdraw, |r, v| (
     String::new()
 ));
 
-impl ReferralsApi {
-    /// The path every triage decision RPC takes.
-    async fn decision<R: DecisionRequest>(&self, req: Request<R>) -> Result<pb::Referral, Status> {
-        let caller = caller_of(&req)?;
-        let (req, request_id, hash) = split(verb_method(R::VERB), req.into_inner(), R::request_id);
-        let r = self
-            .decide(&caller, R::VERB, req.name(), &request_id, hash, |v| {
-                req.details(v)
-            })
-            .await?;
-        Ok(r)
-    }
-}
-
-fn caller_of<T>(req: &Request<T>) -> Result<Caller, Status> {
-    Caller::of(req).map_err(|e| e.into_status(DOMAIN))
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PageToken {
-    /// received_at of the last row, microseconds since the epoch.
-    t: i64,
-    id: Uuid,
-    /// The filter the token was issued for.
-    f: String,
-}
-
-fn filter_digest(filter: &str) -> String {
-    let d = Sha256::digest(filter.as_bytes());
-    d[..8].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn encode_token(at: DateTime<Utc>, id: Uuid, filter: &str) -> String {
-    let t = PageToken {
-        t: at.timestamp_micros(),
-        id,
-        f: filter_digest(filter),
-    };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(serde_json::to_vec(&t).unwrap_or_default())
-}
-
-fn decode_token(raw: &str, filter: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, Violations> {
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    let bad = || Violations::single("page_token", "is not a token this service issued");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(raw)
-        .map_err(|_| bad())?;
-    let t: PageToken = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    if t.f != filter_digest(filter) {
-        return Err(Violations::single(
-            "page_token",
-            "was issued for a different filter",
-        ));
-    }
-    let at = DateTime::from_timestamp_micros(t.t).ok_or_else(bad)?;
-    Ok(Some((at, t.id)))
-}
-
+/// Every RPC: its inner method, and the one mapping of its error to a status.
 #[tonic::async_trait]
 impl ReferralsService for ReferralsApi {
     async fn create_referral(
         &self,
         req: Request<pb::CreateReferralRequest>,
     ) -> Result<Response<pb::CreateReferralResponse>, Status> {
-        let caller = caller_of(&req)?;
-        let req = req.into_inner();
-        Ok(Response::new(pb::CreateReferralResponse {
-            referral: Some(self.create(&caller, req).await?),
-        }))
+        let referral = Some(self.create(req).await?);
+        Ok(Response::new(pb::CreateReferralResponse { referral }))
     }
 
     async fn get_referral(
         &self,
         req: Request<pb::GetReferralRequest>,
     ) -> Result<Response<pb::GetReferralResponse>, Status> {
-        let caller = caller_of(&req)?;
-        let name = req.into_inner().name;
-        let mut v = Violations::new();
-        let id = validate::resource_id(&mut v, "name", &name, "referrals");
-        v.into_result(()).map_err(Error::from)?;
-        let mut conn = self.pool.acquire().await.map_err(Error::from)?;
-        let r = store::load_one(&mut conn, id, false)
-            .await
-            .map_err(Error::from)?
-            .filter(|r| access::can_see(&caller, parties(r)))
-            .ok_or(Error::NotFound(name))?;
-        Ok(Response::new(pb::GetReferralResponse {
-            referral: Some(convert::referral(&r, true)),
-        }))
+        Ok(Response::new(self.get(req).await?))
     }
 
     async fn list_referrals(
         &self,
         req: Request<pb::ListReferralsRequest>,
     ) -> Result<Response<pb::ListReferralsResponse>, Status> {
-        let caller = caller_of(&req)?;
-        let req = req.into_inner();
-        if !caller.has_any(&access::READER_ROLES) {
-            return Err(Error::Denied(
-                "ROLE_REQUIRED",
-                "listing referrals needs a practitioner-facing role".into(),
-            )
-            .into());
-        }
-        let mut v = Violations::new();
-        let size = match i64::from(req.page_size) {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n < 0 => {
-                v.add("page_size", "must not be negative");
-                DEFAULT_PAGE_SIZE
-            }
-            n => n.min(MAX_PAGE_SIZE),
-        };
-        let f = filter::parse(&req.filter).unwrap_or_else(|why| {
-            v.add("filter", why);
-            filter::ListFilter::default()
-        });
-        let after = decode_token(&req.page_token, &req.filter).unwrap_or_else(|e| {
-            for (field, d) in e.iter() {
-                v.add(field, d);
-            }
-            None
-        });
-        v.into_result(()).map_err(Error::from)?;
-
-        let scope = store::ListScope {
-            org: &caller.organisation,
-            own_referrals: true,
-            area_triage: caller.has(Role::Triage),
-        };
-        let mut conn = self.pool.acquire().await.map_err(Error::from)?;
-        let mut ids = store::list_ids(&mut conn, &scope, &f, after, size + 1)
-            .await
-            .map_err(Error::from)?;
-        let next_page_token = if ids.len() as i64 > size {
-            ids.truncate(size as usize);
-            ids.last()
-                .map(|(id, at)| encode_token(*at, *id, &req.filter))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let only_ids: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
-        let referrals = store::load(&mut conn, &only_ids, false)
-            .await
-            .map_err(Error::from)?;
-        Ok(Response::new(pb::ListReferralsResponse {
-            referrals: referrals
-                .iter()
-                .map(|r| convert::referral(r, true))
-                .collect(),
-            next_page_token,
-        }))
+        Ok(Response::new(self.list(req).await?))
     }
 
     async fn accept_referral(
         &self,
         req: Request<pb::AcceptReferralRequest>,
     ) -> Result<Response<pb::AcceptReferralResponse>, Status> {
-        let referral = Some(self.decision(req).await?);
+        let referral = Some(self.decide(req).await?);
         Ok(Response::new(pb::AcceptReferralResponse { referral }))
     }
 
@@ -506,7 +657,7 @@ impl ReferralsService for ReferralsApi {
         &self,
         req: Request<pb::SignpostReferralRequest>,
     ) -> Result<Response<pb::SignpostReferralResponse>, Status> {
-        let referral = Some(self.decision(req).await?);
+        let referral = Some(self.decide(req).await?);
         Ok(Response::new(pb::SignpostReferralResponse { referral }))
     }
 
@@ -514,7 +665,7 @@ impl ReferralsService for ReferralsApi {
         &self,
         req: Request<pb::RedirectReferralRequest>,
     ) -> Result<Response<pb::RedirectReferralResponse>, Status> {
-        let referral = Some(self.decision(req).await?);
+        let referral = Some(self.decide(req).await?);
         Ok(Response::new(pb::RedirectReferralResponse { referral }))
     }
 
@@ -522,7 +673,7 @@ impl ReferralsService for ReferralsApi {
         &self,
         req: Request<pb::DeclineReferralRequest>,
     ) -> Result<Response<pb::DeclineReferralResponse>, Status> {
-        let referral = Some(self.decision(req).await?);
+        let referral = Some(self.decide(req).await?);
         Ok(Response::new(pb::DeclineReferralResponse { referral }))
     }
 
@@ -530,7 +681,7 @@ impl ReferralsService for ReferralsApi {
         &self,
         req: Request<pb::WithdrawReferralRequest>,
     ) -> Result<Response<pb::WithdrawReferralResponse>, Status> {
-        let referral = Some(self.decision(req).await?);
+        let referral = Some(self.decide(req).await?);
         Ok(Response::new(pb::WithdrawReferralResponse { referral }))
     }
 
@@ -538,308 +689,30 @@ impl ReferralsService for ReferralsApi {
         &self,
         req: Request<pb::RecordContactRequest>,
     ) -> Result<Response<pb::RecordContactResponse>, Status> {
-        let caller = caller_of(&req)?;
-        let (req, request_id, hash) =
-            split("RecordContact", req.into_inner(), |r| &mut r.request_id);
-        let mut v = Violations::new();
-        let id = validate::resource_id(&mut v, "name", &req.name, "referrals");
-        let request_id = validate::request_id(&mut v, &request_id);
-        if req.contact.is_none() {
-            v.add("contact", "is required");
-        }
-        v.into_result(()).map_err(Error::from)?;
-
-        let (tx, mut r) = match self
-            .begin(&caller, "RecordContact", &req.name, id, request_id, &hash)
-            .await?
-        {
-            Mutation::Replay(r) => {
-                return Ok(Response::new(pb::RecordContactResponse {
-                    referral: Some(*r),
-                }));
-            }
-            Mutation::Go { tx, referral } => (tx, referral),
-        };
-        if !access::is_area_triage(&caller, parties(&r)) {
-            return Err(Error::Denied(
-                "ROLE_REQUIRED",
-                "recording contact needs the receiving area's triage role".into(),
-            )
-            .into());
-        }
-        r.check_open().map_err(Error::from)?;
-        let now = now();
-        let mut v = Violations::new();
-        let contact = validate::contact(
-            &mut v,
-            "contact",
-            req.contact.as_ref().expect("checked above"),
-            r.received_at,
-            now,
-            &caller.subject,
-        );
-        v.into_result(()).map_err(Error::from)?;
-        let first = r.add_contact(contact.clone(), now);
-        let mut tx = tx;
-        store::insert_contact(&mut tx, r.id, &contact)
-            .await
-            .map_err(Error::from)?;
-        let out = self
-            .commit(
-                tx,
-                &r,
-                &[events::contact_recorded(&r, &contact, first, now)],
-            )
-            .await?;
-        Ok(Response::new(pb::RecordContactResponse {
-            referral: Some(out),
-        }))
+        let referral = Some(self.record_contact_in(req).await?);
+        Ok(Response::new(pb::RecordContactResponse { referral }))
     }
 
     async fn record_consent(
         &self,
         req: Request<pb::RecordConsentRequest>,
     ) -> Result<Response<pb::RecordConsentResponse>, Status> {
-        let caller = caller_of(&req)?;
-        let (req, request_id, hash) =
-            split("RecordConsent", req.into_inner(), |r| &mut r.request_id);
-        let now = now();
-        let mut v = Violations::new();
-        let id = validate::resource_id(&mut v, "name", &req.name, "referrals");
-        let request_id = validate::request_id(&mut v, &request_id);
-        let consent = match &req.consent {
-            None => {
-                v.add("consent", "is required");
-                None
-            }
-            Some(c) => Some(validate::consent(&mut v, "consent", c, now)),
-        };
-        v.into_result(()).map_err(Error::from)?;
-        let consent = consent.expect("checked above");
-
-        let (mut tx, mut r) = match self
-            .begin(&caller, "RecordConsent", &req.name, id, request_id, &hash)
-            .await?
-        {
-            Mutation::Replay(r) => {
-                return Ok(Response::new(pb::RecordConsentResponse {
-                    referral: Some(*r),
-                }));
-            }
-            Mutation::Go { tx, referral } => (tx, referral),
-        };
-        if !access::can_act_for_family(&caller, parties(&r)) {
-            return Err(Error::Denied(
-                "ROLE_REQUIRED",
-                "recording consent needs the receiving area's triage role or the referring organisation's referrer role".into(),
-            )
-            .into());
-        }
-        r.check_open().map_err(Error::from)?;
-        store::insert_consent(&mut tx, r.id, &consent)
-            .await
-            .map_err(Error::from)?;
-        r.consents.push(consent.clone());
-        r.updated_at = now;
-        let out = self
-            .commit(tx, &r, &[events::consent_recorded(&r, &consent, now)])
-            .await?;
-        Ok(Response::new(pb::RecordConsentResponse {
-            referral: Some(out),
-        }))
+        let referral = Some(self.record_consent_in(req).await?);
+        Ok(Response::new(pb::RecordConsentResponse { referral }))
     }
 
     async fn withdraw_consent(
         &self,
         req: Request<pb::WithdrawConsentRequest>,
     ) -> Result<Response<pb::WithdrawConsentResponse>, Status> {
-        let caller = caller_of(&req)?;
-        let (req, request_id, hash) =
-            split("WithdrawConsent", req.into_inner(), |r| &mut r.request_id);
-        let now = now();
-        let mut v = Violations::new();
-        let (referral_id, consent_id) = validate::consent_name(&mut v, "name", &req.name);
-        let request_id = validate::request_id(&mut v, &request_id);
-        let reason = validate::reason(&mut v, "reason", &req.reason, false);
-        let requested = req
-            .withdraw_time
-            .as_ref()
-            .and_then(|ts| validate::timestamp(&mut v, "withdraw_time", ts));
-        if requested.is_some_and(|t| t > now + chrono::Duration::minutes(5)) {
-            v.add("withdraw_time", "must not be in the future");
-        }
-        v.into_result(()).map_err(Error::from)?;
-
-        let referral_name = convert::referral_name(referral_id);
-        let (mut tx, mut r) = match self
-            .begin(
-                &caller,
-                "WithdrawConsent",
-                &referral_name,
-                referral_id,
-                request_id,
-                &hash,
-            )
-            .await?
-        {
-            Mutation::Replay(r) => {
-                return Ok(Response::new(pb::WithdrawConsentResponse {
-                    referral: Some(*r),
-                }));
-            }
-            Mutation::Go { tx, referral } => (tx, referral),
-        };
-        if !access::can_act_for_family(&caller, parties(&r)) {
-            return Err(Error::Denied(
-                "ROLE_REQUIRED",
-                "withdrawing consent needs the receiving area's triage role or the referring organisation's referrer role".into(),
-            )
-            .into());
-        }
-        let at = match r.consents.iter().find(|c| c.id == consent_id) {
-            Some(c) => {
-                let mut v = Violations::new();
-                let at = validate::withdraw_time(&mut v, requested, c.given_at, now);
-                v.into_result(at).map_err(Error::from)?
-            }
-            // Not this referral's consent: NOT_FOUND below.
-            None => now,
-        };
-        let withdrawn = r
-            .withdraw_consent(consent_id, at, &reason, now)
-            .map_err(Error::from)?
-            .cloned()
-            .ok_or_else(|| Error::NotFound(req.name.clone()))?;
-        store::withdraw_consent(&mut tx, &withdrawn)
-            .await
-            .map_err(Error::from)?;
-        let out = self
-            .commit(tx, &r, &[events::consent_withdrawn(&r, &withdrawn, now)])
-            .await?;
-        Ok(Response::new(pb::WithdrawConsentResponse {
-            referral: Some(out),
-        }))
+        let referral = Some(self.withdraw_consent_in(req).await?);
+        Ok(Response::new(pb::WithdrawConsentResponse { referral }))
     }
 
     async fn get_family(
         &self,
         req: Request<pb::GetFamilyRequest>,
     ) -> Result<Response<pb::GetFamilyResponse>, Status> {
-        let caller = caller_of(&req)?;
-        let name = req.into_inner().name;
-        let mut v = Violations::new();
-        let id = validate::resource_id(&mut v, "name", &name, "families");
-        v.into_result(()).map_err(Error::from)?;
-        let mut conn = self.pool.acquire().await.map_err(Error::from)?;
-        let not_found = || Status::from(Error::NotFound(name.clone()));
-        let (area, created) = store::load_family(&mut conn, id)
-            .await
-            .map_err(Error::from)?
-            .ok_or_else(not_found)?;
-        // A caller sees the family through the referrals they may see, and only the
-        // members named on those.
-        let visible: Vec<Uuid> = store::family_referrals(&mut conn, id)
-            .await
-            .map_err(Error::from)?
-            .into_iter()
-            .filter(|(_, org, area)| {
-                access::can_see(
-                    &caller,
-                    Parties {
-                        referring_org: org,
-                        receiving_area: area,
-                    },
-                )
-            })
-            .map(|(rid, _, _)| rid)
-            .collect();
-        if visible.is_empty() {
-            return Err(not_found());
-        }
-        let (children, adults) = store::members_of(&mut conn, &visible)
-            .await
-            .map_err(Error::from)?;
-        Ok(Response::new(pb::GetFamilyResponse {
-            family: Some(pb::Family {
-                name: convert::family_name(id),
-                receiving_area: area,
-                children: children.iter().map(|c| convert::child(id, c)).collect(),
-                adults: adults.iter().map(|a| convert::adult(id, a)).collect(),
-                referrals: visible.iter().map(|r| convert::referral_name(*r)).collect(),
-                create_time: Some(convert::ts(created)),
-            }),
-        }))
-    }
-}
-
-impl ReferralsApi {
-    async fn create(
-        &self,
-        caller: &Caller,
-        req: pb::CreateReferralRequest,
-    ) -> Result<pb::Referral> {
-        if !access::can_refer(caller) {
-            return Err(Error::Denied(
-                "ROLE_REQUIRED",
-                "creating a referral needs the referrer or triage role".into(),
-            ));
-        }
-        let now = now();
-        let mut v = Violations::new();
-        let request_id = validate::request_id(&mut v, &req.request_id);
-        let built = match &req.referral {
-            None => {
-                v.add("referral", "is required");
-                None
-            }
-            Some(r) => {
-                match validate::new_referral(r, &caller.organisation, &caller.subject, now) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        for (f, d) in e.iter() {
-                            v.add(f, d);
-                        }
-                        None
-                    }
-                }
-            }
-        };
-        let r = v
-            .into_result(built)?
-            .expect("no violations means a referral");
-        if req.validate_only {
-            return Ok(convert::referral(&r, false));
-        }
-        let hash = {
-            let mut body = req;
-            body.request_id.clear();
-            request_hash("CreateReferral", &body)
-        };
-
-        // Written with whatever other creates are waiting (intake.rs), linking the
-        // family where a child is already known.
-        let outcome = self
-            .intake
-            .submit(Create {
-                org: caller.organisation.clone(),
-                request_id,
-                hash,
-                referral: r,
-                span: tracing::Span::current(),
-            })
-            .await?;
-        let r = match outcome {
-            Outcome::Created(r) => r,
-            Outcome::Conflict => return Err(Error::RequestIdReused),
-            Outcome::Replay(id) => {
-                let mut conn = self.pool.acquire().await?;
-                let existing = store::load_one(&mut conn, id, false)
-                    .await?
-                    .ok_or_else(|| Error::NotFound(convert::referral_name(id)))?;
-                return Ok(convert::referral(&existing, true));
-            }
-        };
-        tracing::info!(referral_id = %r.id, linked = r.linked_existing, "referral received");
-        Ok(convert::referral(&r, true))
+        Ok(Response::new(self.family(req).await?))
     }
 }

@@ -11,6 +11,12 @@ pub fn referral_name(id: Uuid) -> String {
     format!("referrals/{id}")
 }
 
+/// The id in a referral's resource name `referrals/{id}`.
+pub fn referral_id(name: &str) -> Option<Uuid> {
+    name.strip_prefix("referrals/")
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
+
 pub fn family_name(id: Uuid) -> String {
     format!("families/{id}")
 }

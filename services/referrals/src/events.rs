@@ -1,47 +1,26 @@
-//! What the referrals service publishes. Subjects follow the platform grammar
-//! `hearth.referrals.v1.<entity>.<verb>`; payloads are the messages in
-//! `proto/hearth/referrals/v1/events.proto`; docs/EVENTS.md lists the personal data
-//! each carries and why. The service consumes no events yet.
+//! What the referrals service publishes: one builder per event. The stream, subjects
+//! and payload types come from the contract (`hearth_proto::events::referrals`,
+//! generated from `proto/hearth/referrals/v1/events.proto`); docs/EVENTS.md lists the
+//! personal data each carries and why. The service consumes no events yet.
 
 use chrono::{DateTime, Utc};
-use hearth_platform::outbox::{OutboxEvent, StreamSpec};
+use hearth_platform::outbox::OutboxEvent;
+use hearth_proto::events::EventType;
+use hearth_proto::events::referrals as subject;
 use hearth_proto::referrals as pb;
 use prost::Message;
 
 use crate::convert;
 use crate::domain::{Consent, Contact, Referral, State};
 
-/// The JetStream stream this service owns.
-pub const STREAM: &str = "REFERRALS";
-/// Every subject the stream captures.
-pub const SUBJECTS: &str = "hearth.referrals.v1.>";
-/// The CloudEvents source.
-pub const SOURCE: &str = "//hearth/referrals";
-
-pub mod subject {
-    pub const RECEIVED: &str = "hearth.referrals.v1.referral.received";
-    pub const ACCEPTED: &str = "hearth.referrals.v1.referral.accepted";
-    pub const SIGNPOSTED: &str = "hearth.referrals.v1.referral.signposted";
-    pub const REDIRECTED: &str = "hearth.referrals.v1.referral.redirected";
-    pub const DECLINED: &str = "hearth.referrals.v1.referral.declined";
-    pub const WITHDRAWN: &str = "hearth.referrals.v1.referral.withdrawn";
-    pub const CONTACT_RECORDED: &str = "hearth.referrals.v1.contact.recorded";
-    pub const CONSENT_RECORDED: &str = "hearth.referrals.v1.consent.recorded";
-    pub const CONSENT_WITHDRAWN: &str = "hearth.referrals.v1.consent.withdrawn";
-    pub const FAMILY_LINKED: &str = "hearth.referrals.v1.family.linked";
-}
-
-pub fn stream_spec() -> StreamSpec {
-    StreamSpec {
-        name: STREAM.into(),
-        subjects: vec![SUBJECTS.into()],
-        duplicate_window: std::time::Duration::from_secs(120),
-    }
-}
-
-fn event(subject: &str, r: &Referral, payload: impl Message, at: DateTime<Utc>) -> OutboxEvent {
+fn event<M: Message>(
+    kind: EventType<M>,
+    r: &Referral,
+    payload: M,
+    at: DateTime<Utc>,
+) -> OutboxEvent {
     OutboxEvent::new(
-        subject,
+        kind.subject,
         convert::referral_name(r.id),
         payload.encode_to_vec(),
         at,
@@ -54,7 +33,7 @@ pub fn received(r: &Referral) -> OutboxEvent {
         referral: Some(convert::referral(r, true)),
         occur_time: Some(convert::ts(r.received_at)),
     };
-    event(subject::RECEIVED, r, msg, r.received_at)
+    event(subject::REFERRAL_RECEIVED, r, msg, r.received_at)
 }
 
 pub fn family_linked(r: &Referral, matched: &[uuid::Uuid], how: pb::LinkMatch) -> OutboxEvent {
@@ -84,7 +63,7 @@ pub fn decided(r: &Referral) -> OutboxEvent {
     );
     match d.outcome {
         State::Accepted => event(
-            subject::ACCEPTED,
+            subject::REFERRAL_ACCEPTED,
             r,
             pb::ReferralAccepted {
                 r#ref: rf,
@@ -94,7 +73,7 @@ pub fn decided(r: &Referral) -> OutboxEvent {
             d.at,
         ),
         State::Signposted => event(
-            subject::SIGNPOSTED,
+            subject::REFERRAL_SIGNPOSTED,
             r,
             pb::ReferralSignposted {
                 r#ref: rf,
@@ -104,7 +83,7 @@ pub fn decided(r: &Referral) -> OutboxEvent {
             d.at,
         ),
         State::Redirected => event(
-            subject::REDIRECTED,
+            subject::REFERRAL_REDIRECTED,
             r,
             pb::ReferralRedirected {
                 r#ref: rf,
@@ -114,7 +93,7 @@ pub fn decided(r: &Referral) -> OutboxEvent {
             d.at,
         ),
         State::Declined => event(
-            subject::DECLINED,
+            subject::REFERRAL_DECLINED,
             r,
             pb::ReferralDeclined {
                 r#ref: rf,
@@ -124,7 +103,7 @@ pub fn decided(r: &Referral) -> OutboxEvent {
             d.at,
         ),
         State::Withdrawn => event(
-            subject::WITHDRAWN,
+            subject::REFERRAL_WITHDRAWN,
             r,
             pb::ReferralWithdrawn {
                 r#ref: rf,

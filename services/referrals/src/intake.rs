@@ -1,5 +1,10 @@
 //! CreateReferral's group commit: creates that arrive together are written together.
 //!
+//! This is referrals' own optimisation for its one hot call, measured in
+//! docs/BENCHMARKS.md, and not part of the shape a new service copies: a service's
+//! mutations claim their request id and write in one transaction of their own
+//! (`hearth_platform::idempotency::Requests::begin`).
+//!
 //! A handler validates its request, then hands the referral to the intake and waits.
 //! A few writer tasks, on a thread and connections of their own, each take every
 //! create waiting (up to a limit) and write them in one transaction of four round
@@ -26,8 +31,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hearth_platform::db;
+use hearth_platform::idempotency::{Claim, RequestKey};
 use hearth_platform::outbox::{Outbox, OutboxEvent};
-use hearth_proto::referrals as pb;
+use hearth_platform::service::Service as _;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -37,16 +43,14 @@ use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::domain::Referral;
-use crate::events;
-use crate::store::{self, Claim, ClaimInput, Matches, NewReferral};
+use crate::domain::linking::{self, identity_keys};
+use crate::store::{self, ClaimInput, NewReferral};
+use crate::{Referrals, events};
 
 /// A validated create, ready to write.
 pub struct Create {
-    /// The calling organisation: request ids are scoped to it.
-    pub org: String,
-    pub request_id: Uuid,
-    /// Digest of the request without its id, to tell a retry from a reuse.
-    pub hash: Vec<u8>,
+    /// The caller's organisation, request id and request digest.
+    pub key: RequestKey,
     pub referral: Referral,
     /// The caller's span: the events are made in it, so they carry its trace.
     pub span: tracing::Span,
@@ -59,13 +63,13 @@ pub enum Outcome {
     /// matched).
     Created(Box<Referral>),
     /// The same request was made before: this is the referral it made.
-    Replay(Uuid),
+    Replay(String),
     /// The request id was used before for a different request.
     Conflict,
 }
 
 /// How many writers, and how many creates one transaction may take
-/// (`HEARTH_WRITERS`, `HEARTH_WRITE_BATCH_MAX`).
+/// (`HEARTH_REFERRALS_WRITERS`, `HEARTH_REFERRALS_WRITE_BATCH_MAX`).
 #[derive(Debug, Clone, Copy)]
 pub struct IntakeOptions {
     pub writers: usize,
@@ -134,7 +138,8 @@ impl Intake {
             .spawn(move || {
                 runtime.block_on(async move {
                     let pool = db::pool_options(1).connect_lazy_with(options.clone());
-                    let outbox = Outbox::new(pool.clone(), store::SCHEMA, events::SOURCE);
+                    let outbox =
+                        Outbox::new(pool.clone(), Referrals::NAME, Referrals::STREAM.source);
                     let writer = Arc::new(Writer { options, outbox });
                     let queue = Arc::new(Mutex::new(rx));
                     let mut tasks = JoinSet::new();
@@ -246,8 +251,11 @@ impl Writer {
         let live: Vec<Pending> = batch.into_iter().filter(|p| !p.reply.is_closed()).collect();
         for round in rounds(live, |p| {
             let c = &p.create;
-            let mut keys = store::identity_keys(&c.referral.receiving_area, &c.referral);
-            keys.push(format!("request|{}|{}", c.org, c.request_id));
+            let mut keys = identity_keys(&c.referral);
+            keys.push(format!(
+                "request|{}|{}",
+                c.key.organisation, c.key.request_id
+            ));
             keys
         }) {
             self.write_round(conn, round).await;
@@ -303,17 +311,13 @@ impl Writer {
         conn: &mut PgConnection,
         creates: &[&Create],
     ) -> Result<Vec<Outcome>, sqlx::Error> {
-        let lock_keys: Vec<Vec<String>> = creates
-            .iter()
-            .map(|c| store::identity_keys(&c.referral.receiving_area, &c.referral))
-            .collect();
+        let lock_keys: Vec<Vec<String>> =
+            creates.iter().map(|c| identity_keys(&c.referral)).collect();
         let inputs: Vec<ClaimInput> = creates
             .iter()
             .zip(&lock_keys)
             .map(|(c, keys)| ClaimInput {
-                org: &c.org,
-                request_id: c.request_id,
-                hash: &c.hash,
+                key: &c.key,
                 referral: &c.referral,
                 lock_keys: keys,
             })
@@ -329,7 +333,7 @@ impl Writer {
                 Claim::Conflict => outcomes.push(Some(Outcome::Conflict)),
                 Claim::New => {
                     let mut r = c.referral.clone();
-                    let link = link(&mut r, &matches);
+                    let link = linking::link(&mut r, &matches);
                     let events = c.span.in_scope(|| {
                         let mut out = vec![events::received(&r)];
                         if let Some((_, how)) = link.family {
@@ -399,68 +403,9 @@ fn rounds<T>(batch: Vec<T>, keys: impl Fn(&T) -> Vec<String>) -> Vec<Vec<T>> {
     rounds
 }
 
-/// What [`link`] decided for one referral.
-#[derive(Debug, Default)]
-struct Link {
-    /// The members that are new people (the rest are already known).
-    new_members: HashSet<Uuid>,
-    /// The known family it joins, and how the first child matched.
-    family: Option<(Uuid, pb::LinkMatch)>,
-    /// The known members its children turned out to be.
-    matched: Vec<Uuid>,
-}
-
-/// Family linking: a child already known in the area brings the referral into that
-/// family instead of creating a duplicate. Children matched to the first matched
-/// child's family become those members; its adults are matched by name and role.
-fn link(r: &mut Referral, found: &Matches) -> Link {
-    let mut out = Link {
-        new_members: r
-            .children
-            .iter()
-            .map(|c| c.member_id)
-            .chain(r.adults.iter().map(|a| a.member_id))
-            .collect(),
-        ..Link::default()
-    };
-    for (child, known) in r.children.iter_mut().zip(&found.children) {
-        let Some(known) = known else {
-            continue;
-        };
-        let family = out.family.get_or_insert((known.family_id, known.how)).0;
-        // A known child already claimed by an earlier entry stays a new person: one
-        // member is never named twice on a referral.
-        if known.family_id == family && !out.matched.contains(&known.member_id) {
-            out.new_members.remove(&child.member_id);
-            child.member_id = known.member_id;
-            out.matched.push(known.member_id);
-        }
-    }
-    if let Some((family, _)) = out.family {
-        r.family_id = family;
-        r.linked_existing = true;
-        for adult in r.adults.iter_mut() {
-            let key = store::name_key(&adult.given_name, &adult.family_name);
-            if let Some((id, _, _)) = found
-                .adults
-                .iter()
-                .find(|(_, k, role)| *k == key && role == adult.role.as_str_name())
-            {
-                out.new_members.remove(&adult.member_id);
-                adult.member_id = *id;
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::tests::sample;
-    use crate::domain::{Adult, Child, ParentingRole};
-    use crate::store::Known;
-    use chrono::Utc;
 
     fn keyed(items: &[(u32, &[&str])]) -> Vec<Vec<u32>> {
         let batch: Vec<(u32, Vec<String>)> = items
@@ -500,100 +445,5 @@ mod tests {
             keyed(&[(1, &["r"]), (2, &["r"]), (3, &["r"])]),
             vec![vec![1], vec![2], vec![3]]
         );
-    }
-
-    fn child(given: &str) -> Child {
-        Child {
-            member_id: Uuid::now_v7(),
-            given_name: given.into(),
-            family_name: "Kerr".into(),
-            date_of_birth: None,
-            due_date: None,
-            nhs_number: None,
-            ethnicity: String::new(),
-        }
-    }
-
-    fn adult(given: &str, role: ParentingRole) -> Adult {
-        Adult {
-            member_id: Uuid::now_v7(),
-            given_name: given.into(),
-            family_name: "Kerr".into(),
-            role,
-            date_of_birth: None,
-            ethnicity: String::new(),
-            phone: String::new(),
-        }
-    }
-
-    #[test]
-    fn an_unknown_family_is_new_with_every_member() {
-        let mut r = sample(Utc::now());
-        r.children = vec![child("Mia")];
-        r.adults = vec![adult("Dawn", ParentingRole::Mother)];
-        let before = r.clone();
-        let found = Matches {
-            children: vec![None],
-            adults: vec![],
-        };
-        let link = link(&mut r, &found);
-        assert_eq!(r, before);
-        assert!(link.family.is_none());
-        assert_eq!(link.new_members.len(), 2);
-    }
-
-    #[test]
-    fn a_known_child_brings_the_referral_into_its_family() {
-        let mut r = sample(Utc::now());
-        r.children = vec![child("Mia"), child("Leo"), child("Mia")];
-        r.adults = vec![
-            adult("Dawn", ParentingRole::Mother),
-            adult("Dawn", ParentingRole::Grandparent),
-            adult("Sam", ParentingRole::Father),
-        ];
-        let (family, other_family) = (Uuid::now_v7(), Uuid::now_v7());
-        let (known_mia, known_leo, known_dawn) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        let found = Matches {
-            children: vec![
-                Some(Known {
-                    member_id: known_mia,
-                    family_id: family,
-                    how: pb::LinkMatch::NhsNumber,
-                }),
-                // Known, but in another family: stays a new person in this one.
-                Some(Known {
-                    member_id: known_leo,
-                    family_id: other_family,
-                    how: pb::LinkMatch::NameDateOfBirthPostcode,
-                }),
-                // The same known child entered twice: named once.
-                Some(Known {
-                    member_id: known_mia,
-                    family_id: family,
-                    how: pb::LinkMatch::NhsNumber,
-                }),
-            ],
-            adults: vec![(
-                known_dawn,
-                "dawn|kerr".into(),
-                "PARENTING_ROLE_MOTHER".into(),
-            )],
-        };
-        let ids: Vec<Uuid> = r.children.iter().map(|c| c.member_id).collect();
-        let adult_ids: Vec<Uuid> = r.adults.iter().map(|a| a.member_id).collect();
-        let link = link(&mut r, &found);
-
-        assert_eq!(link.family, Some((family, pb::LinkMatch::NhsNumber)));
-        assert_eq!(link.matched, vec![known_mia]);
-        assert!(r.linked_existing);
-        assert_eq!(r.family_id, family);
-        assert_eq!(r.children[0].member_id, known_mia);
-        assert_eq!(r.children[1].member_id, ids[1]);
-        assert_eq!(r.children[2].member_id, ids[2]);
-        // Dawn the mother is known; Dawn the grandparent and Sam are new.
-        assert_eq!(r.adults[0].member_id, known_dawn);
-        assert_eq!(r.adults[1].member_id, adult_ids[1]);
-        let new: HashSet<Uuid> = [ids[1], ids[2], adult_ids[1], adult_ids[2]].into();
-        assert_eq!(link.new_members, new);
     }
 }

@@ -2,96 +2,110 @@
 //! referrals; the receiving area's triage team contacts the family and decides. Every
 //! change is announced on JetStream through the outbox.
 //!
-//! `main.rs` wires config → telemetry → [`run`]; tests call [`run`] directly.
+//! Built on the service kit (`hearth_platform::service`): [`Referrals`] declares the
+//! service and wires its handlers; `main.rs` hands it to the kit; tests run it with
+//! `hearth_testkit::harness`.
 
 pub mod api;
 pub mod convert;
 pub mod domain;
 pub mod events;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod intake;
 pub mod store;
 
-use std::time::Duration;
-
-use hearth_platform::auth::{Authenticator, TokenVerifier};
-use hearth_platform::config::ServiceConfig;
-use hearth_platform::outbox::Relay;
-use hearth_platform::{db, server};
+use hearth_platform::config::{ConfigError, Env, Settings};
+use hearth_platform::service::{BoxError, Kit, Service, Wiring};
 use hearth_proto::referrals::referrals_service_server::ReferralsServiceServer;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
+
+/// The referrals service, as the kit runs it.
+#[derive(Debug)]
+pub struct Referrals;
 
 /// The fully-qualified gRPC service name, as health checks know it.
 pub const SERVICE_NAME: &str = "hearth.referrals.v1.ReferralsService";
-/// Default gRPC port.
-pub const DEFAULT_PORT: u16 = 50051;
 
 /// The service's migrations, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+impl Service for Referrals {
+    const NAME: &'static str = "referrals";
+    const DOMAIN: &'static str = "referrals.hearth";
+    const DEFAULT_PORT: u16 = 50051;
+    const STREAM: hearth_proto::events::Stream = hearth_proto::events::referrals::STREAM;
+    type Settings = ReferralsSettings;
 
-/// Runs the service on `listener` until `shutdown` fires: migrates, starts the outbox
-/// relay, serves gRPC; on shutdown, drains calls, then stops the relay.
-pub async fn run(
-    cfg: ServiceConfig,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> Result<(), BoxError> {
-    let verifier = TokenVerifier::from_config(&cfg.auth)?;
-    let pool = db::connect(
-        &cfg.database_url,
-        store::SCHEMA,
-        cfg.database_max_connections,
-        Duration::from_secs(30),
-    )
-    .await?;
-    db::migrate(&pool, store::SCHEMA, &MIGRATOR).await?;
-    let nats = server::connect_nats(&cfg.nats_url, "referrals").await?;
-    let js = async_nats::jetstream::new(nats.clone());
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
 
-    let relay_stop = CancellationToken::new();
-    let relay = Relay::new(pool.clone(), js, store::SCHEMA, events::stream_spec())
-        .batch_size(cfg.relay_batch_size)
-        .poll_interval(cfg.relay_poll);
-    let relay_task = tokio::spawn(relay.run(relay_stop.clone()));
+    async fn wire(kit: &Kit, settings: ReferralsSettings, w: &mut Wiring) -> Result<(), BoxError> {
+        let (api, writers) = api::ReferralsApi::start(kit, settings.intake)?;
+        w.grpc(ReferralsServiceServer::new(api));
+        // Creates queued when the calls drained are written before the relay stops.
+        w.after_calls(writers.finish());
+        Ok(())
+    }
+}
 
-    let (api, writers) = api::ReferralsApi::start(
-        pool.clone(),
-        intake::IntakeOptions {
-            writers: cfg.writers,
-            max_batch: cfg.write_batch_max,
-        },
-    )?;
-    let svc = ReferralsServiceServer::new(api)
-        .max_decoding_message_size(cfg.max_message_bytes)
-        .max_encoding_message_size(cfg.max_message_bytes);
-    let routes = Routes::new(InterceptedService::new(
-        svc,
-        Authenticator::new(verifier, api::DOMAIN),
-    ));
-    tracing::info!(addr = %listener.local_addr()?, "referrals service listening");
-    let served = server::serve(
-        listener,
-        (&cfg).into(),
-        routes,
-        &[SERVICE_NAME],
-        hearth_proto::FILE_DESCRIPTOR_SET,
-        shutdown,
-    )
-    .await;
+/// Referrals' own settings: the group commit of `CreateReferral` (`intake.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct ReferralsSettings {
+    pub intake: intake::IntakeOptions,
+}
 
-    // Calls have drained: the writers finish what is queued and stop. Then the relay
-    // finishes its batch.
-    writers.finish().await;
-    relay_stop.cancel();
-    let _ = relay_task.await;
-    // Flush what the relay handed to the client, but do not hang if NATS is down:
-    // anything unacknowledged is still unpublished in the outbox.
-    let _ = tokio::time::timeout(Duration::from_secs(2), nats.flush()).await;
-    pool.close().await;
-    tracing::info!("referrals service stopped");
-    served.map_err(Into::into)
+/// Two writers: one can fill its batch while the other waits for its commit to reach
+/// disk. More writers mean smaller batches, so more work per create (our default,
+/// measured in docs/BENCHMARKS.md).
+pub const DEFAULT_WRITERS: u64 = 2;
+/// Enough to share a transaction's fixed costs; small enough that one transaction
+/// stays short (our default).
+pub const DEFAULT_WRITE_BATCH_MAX: u64 = 32;
+
+impl Settings for ReferralsSettings {
+    fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(ReferralsSettings {
+            intake: intake::IntakeOptions {
+                // `HEARTH_REFERRALS_WRITERS`: how many transactions write creates at
+                // once; each writer has a connection of its own (plus one), beside
+                // the pool's `HEARTH_DATABASE_MAX_CONNECTIONS`.
+                writers: env.bounded_or("HEARTH_REFERRALS_WRITERS", DEFAULT_WRITERS, 1, 64)?
+                    as usize,
+                // `HEARTH_REFERRALS_WRITE_BATCH_MAX`: the most creates one
+                // transaction takes.
+                max_batch: env.bounded_or(
+                    "HEARTH_REFERRALS_WRITE_BATCH_MAX",
+                    DEFAULT_WRITE_BATCH_MAX,
+                    1,
+                    1000,
+                )? as usize,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_intake_settings_are_bounded_and_named() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            Env::from_fn(move |k| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        let s = ReferralsSettings::from_env(&env(&[])).unwrap();
+        assert_eq!((s.intake.writers, s.intake.max_batch), (2, 32));
+        let err =
+            ReferralsSettings::from_env(&env(&[("HEARTH_REFERRALS_WRITERS", "65")])).unwrap_err();
+        assert_eq!(err.var, "HEARTH_REFERRALS_WRITERS");
+        let err = ReferralsSettings::from_env(&env(&[("HEARTH_REFERRALS_WRITE_BATCH_MAX", "0")]))
+            .unwrap_err();
+        assert_eq!(err.var, "HEARTH_REFERRALS_WRITE_BATCH_MAX");
+    }
 }

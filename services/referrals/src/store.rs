@@ -5,6 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use hearth_platform::db::{self, DbEnum};
+use hearth_platform::idempotency::{Claim, RequestKey};
 use hearth_platform::outbox::{Outbox, OutboxEvent};
 use hearth_proto::referrals::LinkMatch;
 use sqlx::postgres::PgRow;
@@ -12,178 +14,36 @@ use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::domain::filter::ListFilter;
+use crate::domain::linking::{Known, Matches, name_key};
 use crate::domain::*;
 
-pub const SCHEMA: &str = "referrals";
-
-/// Enums are stored by their protobuf names (`SOURCE_SCHOOL`), readable in SQL.
-pub trait DbEnum: Sized + Copy {
-    fn to_db(self) -> &'static str;
-    fn from_db(s: &str) -> Self;
-}
-
-macro_rules! db_enum {
-    ($($t:ty),*) => {$(
-        impl DbEnum for $t {
-            fn to_db(self) -> &'static str {
-                self.as_str_name()
-            }
-            fn from_db(s: &str) -> Self {
-                <$t>::from_str_name(s).unwrap_or_default()
-            }
-        }
-    )*};
-}
-
-db_enum!(
-    Source,
-    Reason,
-    Urgency,
-    ParentingRole,
-    PreferredTime,
-    ConsentScope,
-    Route,
-    ResponsibleOfficerService,
-    State,
-    DeclineReason,
-    ContactMethod
-);
-
 fn names<E: DbEnum>(v: &[E]) -> Vec<&'static str> {
-    v.iter().map(|e| e.to_db()).collect()
+    db::names(v)
 }
 
 fn parse_all<E: DbEnum>(v: Vec<String>) -> Vec<E> {
-    v.iter().map(|s| E::from_db(s)).collect()
-}
-
-/// How a caller's request id relates to earlier calls.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// First use: go ahead.
-    New,
-    /// The same call again: answer with this referral as it is now.
-    Replay(Uuid),
-    /// The id was used for a different call.
-    Conflict,
-}
-
-/// Claims `(organisation, request_id)` for this call. Concurrent claims of one id
-/// wait for the first to commit (the primary key), then see it as a replay.
-pub async fn claim_request(
-    conn: &mut PgConnection,
-    org: &str,
-    request_id: Uuid,
-    method: &str,
-    hash: &[u8],
-    referral_id: Uuid,
-) -> Result<Claim, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO referrals.requests (organisation, request_id, method, request_hash, referral_id)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-    )
-    .bind(org)
-    .bind(request_id)
-    .bind(method)
-    .bind(hash)
-    .bind(referral_id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if inserted {
-        return Ok(Claim::New);
-    }
-    let row = sqlx::query(
-        "SELECT method, request_hash, referral_id FROM referrals.requests WHERE organisation = $1 AND request_id = $2",
-    )
-    .bind(org)
-    .bind(request_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(earlier_claim(&row, method, hash))
-}
-
-/// What an earlier claim of the same request id means for this call.
-fn earlier_claim(row: &PgRow, method: &str, hash: &[u8]) -> Claim {
-    let same = row.get::<Option<String>, _>("method").as_deref() == Some(method)
-        && row.get::<Option<Vec<u8>>, _>("request_hash").as_deref() == Some(hash);
-    match row.get::<Option<Uuid>, _>("referral_id") {
-        Some(id) if same => Claim::Replay(id),
-        _ => Claim::Conflict,
-    }
-}
-
-/// The key a child is matched on, lower-cased: `given|family`.
-pub fn name_key(given: &str, family: &str) -> String {
-    format!(
-        "{}|{}",
-        given.trim().to_lowercase(),
-        family.trim().to_lowercase()
-    )
-}
-
-/// The advisory-lock keys that serialise concurrent referrals which could match the
-/// same child, so two referrals for one new child cannot create two families. Sorted
-/// and without repeats; passed to [`claim_and_match`].
-pub fn identity_keys(area: &str, r: &Referral) -> Vec<String> {
-    let mut keys: Vec<String> = Vec::new();
-    for c in &r.children {
-        if let Some(n) = &c.nhs_number {
-            keys.push(format!("{area}|nhs|{n}"));
-        }
-        if let Some(d) = c.date_of_birth {
-            keys.push(format!(
-                "{area}|id|{}|{d}|{}",
-                name_key(&c.given_name, &c.family_name),
-                r.postcode
-            ));
-        }
-    }
-    keys.sort();
-    keys.dedup();
-    keys
-}
-
-/// A child already known in the area.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Known {
-    pub member_id: Uuid,
-    pub family_id: Uuid,
-    pub how: LinkMatch,
-}
-
-/// What [`claim_and_match`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Matches {
-    /// Per child of the referral, in order: the member already known, if any.
-    pub children: Vec<Option<Known>>,
-    /// The adults of the first matched child's family: `(member id, name key, role)`.
-    pub adults: Vec<(Uuid, String, String)>,
+    db::parse_all(&v)
 }
 
 /// One create's part in [`claim_and_match`].
 #[derive(Debug, Clone, Copy)]
 pub struct ClaimInput<'a> {
-    pub org: &'a str,
-    pub request_id: Uuid,
-    pub hash: &'a [u8],
+    pub key: &'a RequestKey,
     pub referral: &'a Referral,
-    /// See [`identity_keys`].
+    /// See [`crate::domain::linking::identity_keys`].
     pub lock_keys: &'a [String],
 }
 
 /// CreateReferral's first step for a batch of creates, one round trip (the
-/// `referrals.claim_and_match` function): claims each request id; for those that are
-/// new, takes the advisory locks named by their `lock_keys` and then, under them, finds
-/// the children already known in each area (by NHS number first, else by name, date
-/// of birth and postcode) and the adults of each first matched child's family. The
-/// batch must not hold one request id twice, nor two creates sharing a lock key.
+/// `referrals.claim_and_match` function): claims each request id (through the kit's
+/// claim); for those that are new, takes the advisory locks named by their
+/// `lock_keys` and then, under them, applies the family-linking lookup
+/// (`domain/linking.rs` states the rule). The batch must not hold one request id
+/// twice, nor two creates sharing a lock key; all must be `CreateReferral` claims.
 pub async fn claim_and_match(
     conn: &mut PgConnection,
     items: &[ClaimInput<'_>],
 ) -> Result<Vec<(Claim, Matches)>, sqlx::Error> {
-    const METHOD: &str = "CreateReferral";
     let (mut lock_item, mut lock_key) = (Vec::new(), Vec::new());
     let (mut child_item, mut child_pos, mut nhs, mut name_keys, mut dobs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -201,14 +61,19 @@ pub async fn claim_and_match(
         }
     }
     let rows = sqlx::query(
-        "SELECT what, item, child, member_id, family_id, by_nhs, name_key, role, method, request_hash, referral_id
+        "SELECT what, item, fresh, method, request_hash, resource, child, member_id, family_id, by_nhs, name_key, role
            FROM referrals.claim_and_match($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
-    .bind(METHOD)
-    .bind(items.iter().map(|i| i.org).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.request_id).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.hash).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.referral.id).collect::<Vec<_>>())
+    .bind(items.first().map(|i| i.key.method).unwrap_or("CreateReferral"))
+    .bind(items.iter().map(|i| i.key.organisation.as_str()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.key.request_id).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.key.hash.as_slice()).collect::<Vec<_>>())
+    .bind(
+        items
+            .iter()
+            .map(|i| crate::convert::referral_name(i.referral.id))
+            .collect::<Vec<_>>(),
+    )
     .bind(
         items
             .iter()
@@ -244,16 +109,15 @@ pub async fn claim_and_match(
         })
         .collect();
     for row in &rows {
-        let Some((claim, matches)) = row
+        let Some(((claim, matches), item)) = row
             .get::<Option<i32>, _>("item")
             .and_then(|n| usize::try_from(n).ok()?.checked_sub(1))
-            .and_then(|i| out.get_mut(i))
+            .and_then(|i| out.get_mut(i).zip(items.get(i)))
         else {
             continue;
         };
         match row.get::<&str, _>("what") {
-            "new" => *claim = Some(Claim::New),
-            "claimed" => *claim = Some(earlier_claim(row, METHOD, items_hash(items, row))),
+            "claim" => *claim = Some(Claim::from_row(row, item.key)?),
             "child" => {
                 let at = row.get::<Option<i32>, _>("child").unwrap_or(0);
                 if let Some(slot) = usize::try_from(at)
@@ -281,7 +145,7 @@ pub async fn claim_and_match(
     }
     out.into_iter()
         .map(|(claim, matches)| {
-            // Every item is answered `new` or `claimed`; anything else is a broken
+            // Every item is answered with its claim; anything else is a broken
             // function, and going ahead could write under another call's request id.
             let claim = claim.ok_or_else(|| {
                 sqlx::Error::Protocol("referrals.claim_and_match left a request unanswered".into())
@@ -289,15 +153,6 @@ pub async fn claim_and_match(
             Ok((claim, matches))
         })
         .collect()
-}
-
-/// The hash of the item a `claimed` row answers.
-fn items_hash<'a>(items: &[ClaimInput<'a>], row: &PgRow) -> &'a [u8] {
-    row.get::<Option<i32>, _>("item")
-        .and_then(|n| usize::try_from(n).ok()?.checked_sub(1))
-        .and_then(|i| items.get(i))
-        .map(|i| i.hash)
-        .unwrap_or_default()
 }
 
 /// One referral for [`insert_referrals`].

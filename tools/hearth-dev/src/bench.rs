@@ -18,8 +18,10 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use hearth_platform::Role;
 use hearth_platform::auth::{KeyPair, TokenIssuer};
-use hearth_platform::config::{self, AuthConfig, Secret, ServiceConfig};
+use hearth_platform::config::{self, Env, ServiceConfig};
+use hearth_platform::service;
 use hearth_testkit::{NatsOptions, NatsServer, PgOptions, PgServer};
+use referrals::{Referrals, ReferralsSettings};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::mpsc;
@@ -216,9 +218,14 @@ async fn with_servers(
         .await
         .context("cannot bind a port for the service")?;
     let addr = listener.local_addr()?;
-    let cfg = service_config(addr, &service_url, &nats.url(), public_key);
+    let (cfg, settings) = service_config(addr, &service_url, &nats.url(), public_key)?;
     let stop = CancellationToken::new();
-    let service = tokio::spawn(referrals::run(cfg, listener, stop.clone()));
+    let service = tokio::spawn(service::run::<Referrals>(
+        cfg,
+        settings,
+        listener,
+        stop.clone(),
+    ));
     let healthy = grpc::wait_serving(
         addr.port(),
         grpc::REFERRALS_SERVICE,
@@ -252,32 +259,33 @@ async fn with_servers(
     }
 }
 
+/// The service's configuration, as an operator would set it.
 fn service_config(
     addr: SocketAddr,
     database_url: &str,
     nats_url: &str,
     public_key: PathBuf,
-) -> ServiceConfig {
-    ServiceConfig {
-        grpc_addr: addr,
-        database_url: Secret::new(database_url.to_owned()),
-        database_max_connections: POOL_SIZE,
-        nats_url: nats_url.to_owned(),
-        auth: AuthConfig {
-            issuer: keys::ISSUER.into(),
-            audience: keys::AUDIENCE.into(),
-            public_key_files: vec![public_key],
-        },
-        request_timeout: Duration::from_secs(30),
+) -> Result<(ServiceConfig, ReferralsSettings)> {
+    let vars: Vec<(&str, String)> = vec![
+        ("HEARTH_GRPC_ADDR", addr.to_string()),
+        ("HEARTH_DATABASE_URL", database_url.to_owned()),
+        ("HEARTH_DATABASE_MAX_CONNECTIONS", POOL_SIZE.to_string()),
+        ("HEARTH_NATS_URL", nats_url.to_owned()),
+        ("HEARTH_AUTH_ISSUER", keys::ISSUER.into()),
+        ("HEARTH_AUTH_AUDIENCE", keys::AUDIENCE.into()),
+        ("HEARTH_AUTH_PUBLIC_KEYS", public_key.display().to_string()),
+        ("HEARTH_PAGE_TOKEN_SECRET", keys::random_secret()),
+        ("HEARTH_REQUEST_TIMEOUT_MS", "30000".into()),
         // No shedding: the closed loop never has more than C calls in flight.
-        max_concurrent_requests: 100_000,
-        max_message_bytes: 4 << 20,
-        shutdown_drain: Duration::ZERO,
-        relay_batch_size: 256,
-        relay_poll: Duration::from_secs(1),
-        writers: config::DEFAULT_WRITERS,
-        write_batch_max: config::DEFAULT_WRITE_BATCH_MAX,
-    }
+        ("HEARTH_MAX_CONCURRENT_REQUESTS", "100000".into()),
+        // No log output but errors: the bench prints a report.
+        ("RUST_LOG", "error".into()),
+    ];
+    config::load::<ReferralsSettings, _>(
+        &Env::from_fn(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())),
+        0,
+    )
+    .context("the bench's service configuration")
 }
 
 async fn measure(
@@ -570,8 +578,8 @@ fn report(
          taking up to {} creates per transaction, no load shedding, no log output); \
          callers in the same process over {CHANNELS} HTTP/2 connections. Service, \
          callers, Postgres and NATS share the CPUs.",
-        config::DEFAULT_WRITERS,
-        config::DEFAULT_WRITE_BATCH_MAX,
+        referrals::DEFAULT_WRITERS,
+        referrals::DEFAULT_WRITE_BATCH_MAX,
     );
     let (slices, slice_seconds) = slicing(opts);
     let _ = writeln!(

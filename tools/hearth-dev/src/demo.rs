@@ -27,7 +27,6 @@ use tonic::metadata::{Ascii, MetadataValue};
 use uuid::Uuid;
 
 use crate::grpc::{self, Client};
-use crate::nhs;
 
 /// The receiving area: Midlothian Council's early-help front door.
 pub const AREA: &str = "midlothian";
@@ -449,7 +448,7 @@ fn reasons(list: &[Reason]) -> Vec<i32> {
 
 /// A fixed fictional NHS number (valid check digit).
 fn nhs_number(seed: u64) -> Option<String> {
-    Some(nhs::unique(seed))
+    Some(referrals::fixtures::nhs_number(seed))
 }
 
 /// The nine demo referrals, with dates relative to `anchor`.
@@ -909,7 +908,7 @@ pub fn school_create_body(request_id: &str, now: DateTime<Utc>) -> String {
     let born = months_before(now.date_naive(), 11 * 12 + 8);
     let given =
         (now - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let nhs = nhs::unique(22_718_405);
+    let nhs = referrals::fixtures::nhs_number(22_718_405);
     let (y, m, d) = (born.year(), born.month(), born.day());
     format!(
         r#"{{

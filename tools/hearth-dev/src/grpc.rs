@@ -7,9 +7,6 @@ use anyhow::{Context as _, Result, bail};
 use hearth_proto::referrals::referrals_service_client::ReferralsServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 /// The referrals service as the health protocol names it.
 pub const REFERRALS_SERVICE: &str = referrals::SERVICE_NAME;
@@ -52,13 +49,7 @@ pub async fn is_serving(port: u16, service: &str) -> Result<bool> {
     let Ok(channel) = endpoint(port)?.connect().await else {
         return Ok(false);
     };
-    let mut health = HealthClient::new(channel);
-    let reply = health
-        .check(HealthCheckRequest {
-            service: service.to_owned(),
-        })
-        .await;
-    Ok(matches!(reply, Ok(r) if r.get_ref().status == ServingStatus::Serving as i32))
+    Ok(hearth_testkit::harness::is_serving(channel, service).await)
 }
 
 /// Polls the health protocol until `service` is SERVING or `timeout` passes.

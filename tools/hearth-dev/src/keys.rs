@@ -26,6 +26,16 @@ pub const KID: &str = "dev";
 /// How long the tokens printed by `make run` stay valid.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(12 * 3600);
 
+/// A fresh random secret for a local run (page tokens): 64 hex characters from the
+/// system's random generator. Made anew each run, so tokens do not outlive it.
+pub fn random_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
 /// Generates the key pair once; returns whether it was created now.
 pub fn ensure_dev_keys(layout: &Layout) -> Result<bool> {
     if layout.private_key.exists() && layout.public_key.exists() {

@@ -8,16 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use hearth_proto::referrals as pb;
-use hearth_proto::types::Date;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tonic::metadata::{Ascii, MetadataValue};
 
 use crate::grpc::{self, Client};
-use crate::nhs;
+use referrals::fixtures;
 
 /// Latencies and outcomes of one run.
 #[derive(Debug, Clone)]
@@ -169,17 +168,9 @@ const REASONS: [pb::Reason; 6] = [
     pb::Reason::EarlyYearsDevelopment,
 ];
 
-fn date(d: NaiveDate) -> Option<Date> {
-    use chrono::Datelike as _;
-    Some(Date {
-        year: d.year(),
-        month: d.month() as i32,
-        day: d.day() as i32,
-    })
-}
-
 /// A health visitor's referral for family number `n`: one child with a distinct NHS
-/// number and a distinct name + date of birth + postcode, the mother, consent.
+/// number and a distinct name + date of birth + postcode, the mother, consent (the
+/// sample referral, varied as an area's referrals vary).
 pub fn referral_request(n: u64, now: DateTime<Utc>) -> pb::CreateReferralRequest {
     let child = CHILD_NAMES[(n % 40) as usize];
     let family = FAMILY_NAMES[(n / 40 % 40) as usize];
@@ -187,66 +178,35 @@ pub fn referral_request(n: u64, now: DateTime<Utc>) -> pb::CreateReferralRequest
     let days_old = 30 + (n / 1600 % 3650) as i64;
     let born = now.date_naive() - chrono::Duration::days(days_old);
     let postcode = POSTCODES[(n / (1600 * 3650) % 8) as usize];
-    let reasons = [REASONS[(n % 6) as usize], REASONS[((n + 1) % 6) as usize]];
-    let referral = pb::Referral {
-        receiving_area: "midlothian".into(),
-        referrer: Some(pb::Referrer {
-            display_name: "Morag Henderson".into(),
-            job_title: "Health visitor".into(),
-            contact: "0131 496 0127".into(),
-        }),
-        source: pb::Source::HealthVisitor as i32,
-        family: Some(pb::FamilyDetails {
-            children: vec![pb::Child {
-                given_name: child.into(),
-                family_name: family.into(),
-                date_of_birth: date(born),
-                nhs_number: nhs::unique(n),
-                ethnicity: "WHITE_SCOTTISH".into(),
-                ..Default::default()
-            }],
-            adults: vec![pb::Adult {
-                given_name: mother.into(),
-                family_name: family.into(),
-                role: pb::ParentingRole::Mother as i32,
-                phone: "07700 900123".into(),
-                ..Default::default()
-            }],
-        }),
-        reasons: reasons.iter().map(|r| *r as i32).collect(),
-        description: format!(
-            "{child} is {days_old} days old. Mum reports broken sleep and low mood and would \
-             like help with routines and to meet other parents locally."
-        ),
-        urgency: pb::Urgency::Routine as i32,
-        access_needs: Some(pb::AccessNeeds {
-            language: "en".into(),
-            creche_needed: n.is_multiple_of(3),
-            preferred_times: vec![pb::PreferredTime::WeekdayMorning as i32],
-            ..Default::default()
-        }),
-        postcode: postcode.into(),
-        consents: vec![pb::Consent {
-            given_by: format!("{mother} {family}"),
-            given_by_role: pb::ParentingRole::Mother as i32,
-            give_time: Some(prost_types::Timestamp {
-                seconds: now.timestamp() - 3600,
-                nanos: 0,
-            }),
-            scopes: vec![
-                pb::ConsentScope::Assessment as i32,
-                pb::ConsentScope::ShareWithPartners as i32,
-            ],
-            ..Default::default()
-        }],
-        route: pb::Route::Voluntary as i32,
-        ..Default::default()
-    };
-    pb::CreateReferralRequest {
-        referral: Some(referral),
-        request_id: uuid::Uuid::new_v4().to_string(),
-        validate_only: false,
+    let mut referral = fixtures::health_visitor_referral(
+        &fixtures::Family {
+            child,
+            surname: family,
+            born,
+            nhs_number: fixtures::nhs_number(n),
+            mother,
+            postcode,
+        },
+        now - chrono::Duration::hours(1),
+    );
+    if let Some(f) = referral.family.as_mut() {
+        f.children[0].ethnicity = "WHITE_SCOTTISH".into();
     }
+    referral.reasons = vec![
+        REASONS[(n % 6) as usize] as i32,
+        REASONS[((n + 1) % 6) as usize] as i32,
+    ];
+    referral.description = format!(
+        "{child} is {days_old} days old. Mum reports broken sleep and low mood and would \
+         like help with routines and to meet other parents locally."
+    );
+    referral.access_needs = Some(pb::AccessNeeds {
+        language: "en".into(),
+        creche_needed: n.is_multiple_of(3),
+        preferred_times: vec![pb::PreferredTime::WeekdayMorning as i32],
+        ..Default::default()
+    });
+    fixtures::create_request(referral)
 }
 
 async fn create(

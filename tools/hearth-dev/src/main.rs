@@ -21,7 +21,6 @@ mod demo;
 mod grpc;
 mod keys;
 mod load;
-mod nhs;
 mod paths;
 mod pgbench;
 mod process;

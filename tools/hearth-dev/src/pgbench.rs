@@ -9,8 +9,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow, bail};
 use hearth_platform::config::Secret;
 use hearth_platform::db;
+use hearth_platform::service::Service as _;
 use hearth_testkit::PgServer;
-use referrals::store::SCHEMA;
+use referrals::Referrals;
 use tokio::process::Command;
 
 /// The database pgbench writes to.
@@ -96,10 +97,15 @@ fn find_pgbench(pg: &PgServer) -> Result<PathBuf> {
 pub async fn prepare(pg: &PgServer, dir: &Path) -> Result<Baseline> {
     let bin = find_pgbench(pg)?;
     let url = pg.create_database(DATABASE).await?;
-    let pool = db::connect(&Secret::new(url), SCHEMA, 2, Duration::from_secs(30))
-        .await
-        .context("cannot connect to the baseline database")?;
-    db::migrate(&pool, SCHEMA, &referrals::MIGRATOR)
+    let pool = db::connect(
+        &Secret::new(url),
+        Referrals::NAME,
+        2,
+        Duration::from_secs(30),
+    )
+    .await
+    .context("cannot connect to the baseline database")?;
+    db::migrate(&pool, Referrals::NAME, &referrals::MIGRATOR)
         .await
         .context("cannot apply the referrals migrations to the baseline database")?;
     let fks: Vec<String> = sqlx::query_scalar(

@@ -153,6 +153,7 @@ async fn start_and_serve(
     let nats_opts = NatsOptions {
         data_dir: Some(layout.nats_dir.clone()),
         port: Some(opts.nats_port),
+        ..NatsOptions::default()
     };
     let nats = tokio::task::spawn_blocking(move || NatsServer::start(nats_opts))
         .await
@@ -296,6 +297,7 @@ fn spawn_referrals(
         .env("HEARTH_AUTH_AUDIENCE", keys::AUDIENCE)
         .env("HEARTH_AUTH_PUBLIC_KEYS", &layout.public_key)
         .env("HEARTH_SHUTDOWN_DRAIN_MS", "0")
+        .env("HEARTH_PAGE_TOKEN_SECRET", keys::random_secret())
         // A log file, not a terminal: no colour codes.
         .env("NO_COLOR", "1")
         .current_dir(&layout.root)

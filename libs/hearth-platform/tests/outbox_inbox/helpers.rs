@@ -42,7 +42,13 @@ pub struct Env {
 /// A fresh database with the platform tables and the test tables, and a private NATS.
 pub async fn setup() -> Env {
     static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
-    TELEMETRY.get_or_init(|| telemetry::init("test"));
+    TELEMETRY.get_or_init(|| {
+        let cfg = hearth_platform::config::TelemetryConfig::from_env(
+            &hearth_platform::config::Env::process(),
+        )
+        .expect("RUST_LOG");
+        telemetry::init("test", &cfg)
+    });
 
     let pg = tokio::task::block_in_place(shared_pg);
     let url = pg.fresh_database().await.expect("fresh database");
@@ -65,7 +71,7 @@ pub async fn setup() -> Env {
 
     let nats =
         tokio::task::block_in_place(|| NatsServer::start(NatsOptions::default())).expect("nats");
-    let client = hearth_platform::server::connect_nats(&nats.url(), "test")
+    let client = hearth_platform::server::connect_nats(&Secret::new(nats.url()), "test")
         .await
         .expect("connect nats");
     Env {

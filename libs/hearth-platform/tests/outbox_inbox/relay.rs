@@ -176,7 +176,11 @@ async fn two_relays_publish_once_and_in_order() -> TestResult {
         );
     }
     // Replicas each have their own NATS connection.
-    let client = hearth_platform::server::connect_nats(&env.nats.url(), "replica-2").await?;
+    let client = hearth_platform::server::connect_nats(
+        &hearth_platform::config::Secret::new(env.nats.url()),
+        "replica-2",
+    )
+    .await?;
     let other_js = async_nats::jetstream::new(client);
     let first = Running::relay(env.relay().batch_size(2));
     let second = Running::relay(

@@ -3,8 +3,8 @@
 
 pub mod access;
 pub mod filter;
+pub mod linking;
 pub mod nhs;
-pub mod postcode;
 pub mod validate;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,6 +15,16 @@ pub use pb::{
     ConsentScope, ContactMethod, DeclineReason, ParentingRole, PreferredTime, Reason,
     ResponsibleOfficerService, Route, Source, State, Urgency,
 };
+
+/// A new id for something made at `now`: a UUIDv7 (time-ordered) from the handler's
+/// clock reading, so the domain reads no clock of its own.
+pub fn new_id(now: DateTime<Utc>) -> Uuid {
+    Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        now.timestamp().max(0) as u64,
+        now.timestamp_subsec_nanos(),
+    ))
+}
 
 /// A referral as the service holds it.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,7 +6,6 @@
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 use hearth_platform::Violations;
 use hearth_proto::referrals as pb;
-use hearth_proto::types::Date;
 use uuid::Uuid;
 
 use super::*;
@@ -23,99 +22,9 @@ const DESCRIPTION_LEN: usize = 4000;
 /// Clock skew allowed between a partner system and us for "not in the future".
 const SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
-/// Checks text: trimmed, required or not, at most `max` characters.
-fn text(v: &mut Violations, field: &str, value: &str, required: bool, max: usize) -> String {
-    let t = value.trim();
-    if required && t.is_empty() {
-        v.add(field, "is required");
-    } else if t.chars().count() > max {
-        v.add(field, format!("must be at most {max} characters"));
-    } else if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        v.add(field, "must not contain control characters");
-    }
-    t.to_owned()
-}
-
-/// An organisation id: lower-case letters, digits and hyphens, 1 to 64 characters.
-fn org_id(v: &mut Violations, field: &str, value: &str) -> String {
-    let t = value.trim();
-    if t.is_empty() {
-        v.add(field, "is required");
-    } else if t.len() > 64
-        || !t
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
-        v.add(
-            field,
-            "must be an organisation id: lower-case letters, digits and hyphens, at most 64",
-        );
-    }
-    t.to_owned()
-}
-
-/// A required enum: set, and a value this version knows.
-fn required_enum<E: TryFrom<i32> + Default + PartialEq>(
-    v: &mut Violations,
-    field: &str,
-    raw: i32,
-) -> E {
-    match E::try_from(raw) {
-        Ok(e) if e != E::default() => e,
-        Ok(_) => {
-            v.add(field, "is required");
-            E::default()
-        }
-        Err(_) => {
-            v.add(field, format!("unknown value {raw}"));
-            E::default()
-        }
-    }
-}
-
-pub fn date(v: &mut Violations, field: &str, d: &Date) -> Option<NaiveDate> {
-    if !(1900..=9999).contains(&d.year) {
-        v.add(field, "year must be between 1900 and 9999");
-        return None;
-    }
-    let nd = u32::try_from(d.month)
-        .ok()
-        .zip(u32::try_from(d.day).ok())
-        .and_then(|(m, day)| NaiveDate::from_ymd_opt(d.year, m, day));
-    if nd.is_none() {
-        v.add(field, "is not a real calendar date");
-    }
-    nd
-}
-
-/// 1900-01-01T00:00:00Z and 9999-12-31T23:59:59Z, in Unix seconds: the times a
-/// caller may give.
-const EARLIEST_SECONDS: i64 = -2_208_988_800;
-const LATEST_SECONDS: i64 = 253_402_300_799;
-
-/// A point in time given by a caller: a valid protobuf timestamp (nanos 0 to
-/// 999,999,999) between 1900 and the end of 9999, at the precision Postgres keeps
-/// (microseconds), so that a response says exactly what a later read will.
-pub fn timestamp(
-    v: &mut Violations,
-    field: &str,
-    ts: &prost_types::Timestamp,
-) -> Option<DateTime<Utc>> {
-    use chrono::SubsecRound as _;
-    let Some(nanos) = u32::try_from(ts.nanos).ok().filter(|n| *n < 1_000_000_000) else {
-        v.add(field, "is not a valid timestamp");
-        return None;
-    };
-    if !(EARLIEST_SECONDS..=LATEST_SECONDS).contains(&ts.seconds) {
-        v.add(field, "must be between 1900 and 9999");
-        return None;
-    }
-    let t = DateTime::from_timestamp(ts.seconds, nanos);
-    if t.is_none() {
-        v.add(field, "is not a valid timestamp");
-    }
-    t.map(|t| t.trunc_subsecs(6))
-}
+pub use hearth_platform::validate::{
+    date, org_id, request_id, required_enum, resource_id, resource_name, text, timestamp,
+};
 
 /// When a consent was withdrawn: the time the caller gave (already checked with
 /// [`timestamp`]), which must not be before the consent was given, or else now —
@@ -136,49 +45,12 @@ pub fn withdraw_time(
     }
 }
 
-/// `request_id`: required, a UUID.
-pub fn request_id(v: &mut Violations, raw: &str) -> Uuid {
-    if raw.trim().is_empty() {
-        v.add(
-            "request_id",
-            "is required: a UUID chosen by the caller, reused on retry",
-        );
-        return Uuid::nil();
-    }
-    Uuid::parse_str(raw.trim()).unwrap_or_else(|_| {
-        v.add("request_id", "must be a UUID");
-        Uuid::nil()
-    })
-}
-
-/// Parses `collection/{uuid}` into the id.
-pub fn resource_id(v: &mut Violations, field: &str, raw: &str, collection: &str) -> Uuid {
-    let id = raw
-        .strip_prefix(collection)
-        .and_then(|r| r.strip_prefix('/'))
-        .and_then(|r| Uuid::parse_str(r).ok());
-    id.unwrap_or_else(|| {
-        v.add(
-            field,
-            format!("must be a resource name {collection}/{{id}}"),
-        );
-        Uuid::nil()
-    })
-}
-
 /// Parses `referrals/{referral}/consents/{consent}`.
 pub fn consent_name(v: &mut Violations, field: &str, raw: &str) -> (Uuid, Uuid) {
-    let parts: Vec<&str> = raw.split('/').collect();
-    if let ["referrals", r, "consents", c] = parts.as_slice()
-        && let (Ok(r), Ok(c)) = (Uuid::parse_str(r), Uuid::parse_str(c))
-    {
-        return (r, c);
+    match resource_name(v, field, raw, &["referrals", "consents"]).as_deref() {
+        Some([r, c]) => (*r, *c),
+        _ => (Uuid::nil(), Uuid::nil()),
     }
-    v.add(
-        field,
-        "must be a resource name referrals/{referral}/consents/{consent}",
-    );
-    (Uuid::nil(), Uuid::nil())
 }
 
 /// Free-text reason on a decision.
@@ -230,7 +102,7 @@ pub fn consent(v: &mut Violations, path: &str, c: &pb::Consent, now: DateTime<Ut
         scopes.push(s);
     }
     Consent {
-        id: Uuid::now_v7(),
+        id: new_id(now),
         given_by,
         given_by_role: role,
         given_at,
@@ -272,7 +144,7 @@ pub fn contact(
         },
     };
     Contact {
-        id: Uuid::now_v7(),
+        id: new_id(now),
         method,
         at,
         successful: c.successful,
@@ -334,7 +206,7 @@ pub fn new_referral(
             v.add(format!("{p}.family"), "is required");
             (vec![], vec![])
         }
-        Some(f) => family(&mut v, &format!("{p}.family"), f, today),
+        Some(f) => family(&mut v, &format!("{p}.family"), f, now),
     };
 
     let mut reasons = Vec::new();
@@ -402,15 +274,8 @@ pub fn new_referral(
         }
     };
 
-    let postcode = if r.postcode.trim().is_empty() {
-        v.add(format!("{p}.postcode"), "is required");
-        String::new()
-    } else {
-        postcode::normalise(&r.postcode).unwrap_or_else(|| {
-            v.add(format!("{p}.postcode"), "is not a valid UK postcode");
-            String::new()
-        })
-    };
+    let postcode =
+        hearth_platform::validate::uk_postcode(&mut v, &format!("{p}.postcode"), &r.postcode, true);
 
     if r.consents.len() > MAX_CONSENTS {
         v.add(
@@ -457,13 +322,13 @@ pub fn new_referral(
     }
 
     v.into_result(Referral {
-        id: Uuid::now_v7(),
+        id: new_id(now),
         receiving_area,
         referring_org: caller_org.to_owned(),
         created_by: caller.to_owned(),
         referrer,
         source,
-        family_id: Uuid::now_v7(),
+        family_id: new_id(now),
         linked_existing: false,
         children,
         adults,
@@ -490,8 +355,9 @@ fn family(
     v: &mut Violations,
     p: &str,
     f: &pb::FamilyDetails,
-    today: NaiveDate,
+    now: DateTime<Utc>,
 ) -> (Vec<Child>, Vec<Adult>) {
+    let today = now.date_naive();
     if f.children.is_empty() {
         v.add(
             format!("{p}.children"),
@@ -575,7 +441,7 @@ fn family(
             n
         };
         children.push(Child {
-            member_id: Uuid::now_v7(),
+            member_id: new_id(now),
             given_name,
             family_name,
             date_of_birth: dob,
@@ -609,7 +475,7 @@ fn family(
             v.add(format!("{ap}.date_of_birth"), "must not be in the future");
         }
         adults.push(Adult {
-            member_id: Uuid::now_v7(),
+            member_id: new_id(now),
             given_name: text(
                 v,
                 &format!("{ap}.given_name"),
@@ -710,6 +576,7 @@ fn parenting_order(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hearth_proto::types::Date;
 
     fn d(y: i32, m: i32, day: i32) -> Option<Date> {
         Some(Date {
@@ -772,38 +639,6 @@ mod tests {
             Ok(_) => vec![],
             Err(v) => v.fields().map(str::to_owned).collect(),
         }
-    }
-
-    #[test]
-    fn timestamps_are_real_storable_and_kept_to_the_microsecond() {
-        let check = |seconds: i64, nanos: i32| {
-            let mut v = Violations::new();
-            let t = timestamp(&mut v, "t", &prost_types::Timestamp { seconds, nanos });
-            (
-                t,
-                v.iter().map(|(_, why)| why.to_owned()).collect::<Vec<_>>(),
-            )
-        };
-        let (t, why) = check(1_700_000_000, 123_456_789);
-        assert!(why.is_empty());
-        assert_eq!(t.unwrap().timestamp_subsec_nanos(), 123_456_000);
-        // Out of the protobuf range, including chrono's leap-second form.
-        for nanos in [-1, 1_000_000_000, 1_500_000_000] {
-            assert_eq!(
-                check(1_700_000_059, nanos).1,
-                ["is not a valid timestamp"],
-                "{nanos}"
-            );
-        }
-        // Before 1900 or after 9999: Postgres could not store some of them at all.
-        for seconds in [-300_000_000_000, -2_208_988_801, 253_402_300_800] {
-            assert_eq!(
-                check(seconds, 0).1,
-                ["must be between 1900 and 9999"],
-                "{seconds}"
-            );
-        }
-        assert!(check(-2_208_988_800, 0).1.is_empty(), "1900-01-01 itself");
     }
 
     #[test]
@@ -932,16 +767,15 @@ mod tests {
     }
 
     #[test]
-    fn names_and_ids_parse() {
+    fn consent_names_parse_into_both_ids() {
         let mut v = Violations::new();
-        let id = Uuid::now_v7();
+        let (r, c) = (Uuid::now_v7(), Uuid::now_v7());
         assert_eq!(
-            resource_id(&mut v, "name", &format!("referrals/{id}"), "referrals"),
-            id
+            consent_name(&mut v, "name", &format!("referrals/{r}/consents/{c}")),
+            (r, c)
         );
         assert!(v.is_empty());
-        resource_id(&mut v, "name", "families/x", "referrals");
-        request_id(&mut v, "not-a-uuid");
-        assert_eq!(v.fields().collect::<Vec<_>>(), vec!["name", "request_id"]);
+        consent_name(&mut v, "name", &format!("referrals/{r}/contacts/{c}"));
+        assert_eq!(v.fields().collect::<Vec<_>>(), ["name"]);
     }
 }

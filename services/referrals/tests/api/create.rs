@@ -422,8 +422,10 @@ async fn every_bad_field_is_named_and_nothing_is_written() {
         &["referral"],
     );
 
-    for (table, n) in rows(&app).await {
-        assert_eq!(n, 0, "{table} must stay empty");
+    for (table, n) in rows(&app).await.counts() {
+        if table != "_sqlx_migrations" {
+            assert_eq!(n, 0, "{table} must stay empty");
+        }
     }
 }
 
@@ -470,7 +472,7 @@ async fn a_repeated_request_id_returns_the_same_referral_and_a_changed_body_is_r
     let mut changed = req.clone();
     changed.referral.as_mut().unwrap().description = "something else".into();
     let err = c.create_referral(changed).await.unwrap_err();
-    assert_invalid(&err, &["request_id"]);
+    assert_reused(&err);
 
     // Request ids are scoped to the organisation: another org's same id is its own.
     let other = app

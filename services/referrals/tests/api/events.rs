@@ -9,11 +9,11 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn referrals_made_while_nats_is_down_are_all_published_once_it_returns() {
-    let mut app = TestApp::spawn().await;
+    let mut app = TestApp::spawn_with_own_nats().await;
     // Let the relay create the stream first, then take NATS away.
     app.create(referral()).await;
     assert_eq!(app.events(1).await.len(), 1);
-    app.nats.stop();
+    app.nats.as_mut().unwrap().stop();
 
     let mut made = HashSet::new();
     let mut c = app.referrer();
@@ -30,8 +30,8 @@ async fn referrals_made_while_nats_is_down_are_all_published_once_it_returns() {
         .unwrap();
     assert_eq!(unpublished, 200, "held in the outbox while NATS is down");
 
-    app.nats.restart().unwrap();
-    app.js = async_nats::jetstream::new(async_nats::connect(app.nats.url()).await.unwrap());
+    app.nats.as_mut().unwrap().restart().unwrap();
+    app.svc.js = app.svc.env.jetstream().await;
     let events = app.events(201).await;
     assert_eq!(events.len(), 201, "every event once, none twice");
     let ids: HashSet<String> = events.iter().map(|m| header(m, "ce-id")).collect();
@@ -247,7 +247,10 @@ async fn every_kind_of_event_arrives_once_with_its_type_subject_and_ids() {
             "JetStream de-duplicates on the event id"
         );
         assert!(ids.insert(id), "event ids are unique");
-        assert_eq!(header(m, "ce-source"), referrals::events::SOURCE);
+        assert_eq!(
+            header(m, "ce-source"),
+            hearth_proto::events::referrals::STREAM.source
+        );
         assert_eq!(header(m, "ce-specversion"), "1.0");
         assert!(!header(m, "ce-time").is_empty());
         let (r, decision) = decoded(&ce_type, &m.payload);

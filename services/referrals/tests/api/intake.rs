@@ -17,7 +17,7 @@ struct Gate(Transaction<'static, Postgres>);
 impl Gate {
     async fn close(pool: &PgPool) -> Gate {
         let mut tx = pool.begin().await.unwrap();
-        sqlx::query("LOCK TABLE referrals.requests IN EXCLUSIVE MODE")
+        sqlx::query("LOCK TABLE referrals.request_claims IN EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await
             .unwrap();
@@ -72,7 +72,7 @@ async fn answers(calls: Vec<Call>) -> Vec<Result<pb::Referral, tonic::Status>> {
 
 #[tokio::test]
 async fn creates_that_wait_together_are_written_together_each_with_its_own_answer() {
-    let app = TestApp::spawn_with(|c| c.writers = 2).await;
+    let app = TestApp::spawn_with(&[("HEARTH_REFERRALS_WRITERS", "2")]).await;
     let gate = Gate::close(&app.pool).await;
 
     // 20 families, one child referred three times, one request sent three times.
@@ -156,7 +156,7 @@ async fn creates_that_wait_together_are_written_together_each_with_its_own_answe
 
 #[tokio::test]
 async fn one_create_that_fails_does_not_fail_those_written_with_it() {
-    let app = TestApp::spawn_with(|c| c.writers = 1).await;
+    let app = TestApp::spawn_with(&[("HEARTH_REFERRALS_WRITERS", "1")]).await;
     // A fault only the database sees: validation lets this description through.
     sqlx::raw_sql(
         "CREATE FUNCTION referrals.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -197,12 +197,13 @@ async fn one_create_that_fails_does_not_fail_those_written_with_it() {
     }
     assert_eq!(app.count("referrals").await, 11);
     // Nothing of the failed create was kept: not its request id, not an event.
-    let claimed: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM referrals.requests WHERE request_id = $1::uuid")
-            .bind(&poison_req.request_id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let claimed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM referrals.request_claims WHERE request_id = $1::uuid",
+    )
+    .bind(&poison_req.request_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
     assert_eq!(claimed, 0);
     assert_eq!(app.count("outbox").await, 11);
     assert_eq!(app.events(11).await.len(), 11);
@@ -210,7 +211,7 @@ async fn one_create_that_fails_does_not_fail_those_written_with_it() {
 
 #[tokio::test]
 async fn a_caller_that_gave_up_before_its_turn_is_not_written() {
-    let app = TestApp::spawn_with(|c| c.writers = 2).await;
+    let app = TestApp::spawn_with(&[("HEARTH_REFERRALS_WRITERS", "2")]).await;
     let gate = Gate::close(&app.pool).await;
     let mut held: Vec<Call> = vec![send(&app, create_request(referral()))];
     writers_waiting(&app.pool, 1).await;
@@ -238,11 +239,12 @@ async fn a_caller_that_gave_up_before_its_turn_is_not_written() {
     // A later create goes through the same writers, after the abandoned one's turn.
     app.create(referral()).await;
     assert_eq!(app.count("referrals").await, 3);
-    let claimed: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM referrals.requests WHERE request_id = $1::uuid")
-            .bind(&abandoned.request_id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let claimed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM referrals.request_claims WHERE request_id = $1::uuid",
+    )
+    .bind(&abandoned.request_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
     assert_eq!(claimed, 0, "the abandoned create was not written");
 }

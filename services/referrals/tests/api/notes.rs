@@ -374,7 +374,11 @@ async fn a_rejected_contact_is_named_and_writes_nothing() {
     assert_eq!(recorded.contacts.len(), 1);
     assert_eq!(recorded.contacts[0].note, "x".repeat(2000));
     assert_eq!(app.count("contacts").await, 1);
-    assert_eq!(app.count("requests").await, 2, "the create's and this one");
+    assert_eq!(
+        app.count("request_claims").await,
+        2,
+        "the create's and this one"
+    );
 }
 
 #[tokio::test]

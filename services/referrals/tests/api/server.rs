@@ -68,7 +68,7 @@ async fn health_and_reflection_answer_without_a_token() {
 /// connections' tasks would answer them even if the server did not wait.
 #[tokio::test]
 async fn the_drain_reports_not_serving_and_every_call_made_is_answered() {
-    let mut app = TestApp::spawn_with(|cfg| cfg.shutdown_drain = Duration::from_millis(300)).await;
+    let mut app = TestApp::spawn_with(&[("HEARTH_SHUTDOWN_DRAIN_MS", "300")]).await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for _ in 0..16 {
@@ -127,7 +127,7 @@ async fn the_drain_reports_not_serving_and_every_call_made_is_answered() {
 
 #[tokio::test]
 async fn calls_beyond_the_concurrency_limit_are_shed_not_queued() {
-    let app = TestApp::spawn_with(|cfg| cfg.max_concurrent_requests = 2).await;
+    let app = TestApp::spawn_with(&[("HEARTH_MAX_CONCURRENT_REQUESTS", "2")]).await;
     let calls = (0..40).map(|_| {
         let mut c = app.referrer();
         tokio::spawn(async move { c.create_referral(create_request(referral())).await })
@@ -150,7 +150,7 @@ async fn calls_beyond_the_concurrency_limit_are_shed_not_queued() {
 
 #[tokio::test]
 async fn oversized_messages_are_refused() {
-    let app = TestApp::spawn_with(|cfg| cfg.max_message_bytes = 4096).await;
+    let app = TestApp::spawn_with(&[("HEARTH_MAX_MESSAGE_BYTES", "4096")]).await;
     let mut r = referral();
     r.description = "x".repeat(3000);
     r.family.as_mut().unwrap().adults[0].phone = "1".repeat(40);
@@ -164,7 +164,9 @@ async fn oversized_messages_are_refused() {
         .create_referral(create_request(big))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    // RESOURCE_EXHAUSTED, as the gRPC status codes say, told apart from load shedding
+    // by its reason.
+    assert_status(&err, Code::ResourceExhausted, "MESSAGE_TOO_LARGE");
     assert_eq!(app.count("referrals").await, 0);
 }
 
@@ -417,7 +419,7 @@ async fn every_method_refuses_a_caller_without_a_good_token() {
             roles: vec!["triage".into(), "referrer".into()],
         };
         f(&mut c);
-        format!("Bearer {}", app.issuer.mint_claims(&c))
+        format!("Bearer {}", app.env.issuer.mint_claims(&c))
     };
     let stranger = KeyPair::generate();
     let forged = TokenIssuer::from_private_pem("x", &stranger.private_pem, "hearth-test", "hearth")

@@ -261,7 +261,7 @@ async fn a_retried_decision_changes_nothing_and_a_reused_id_is_rejected() {
     let err = apply(&mut triage, Verb::Accept, &other.name, &id)
         .await
         .unwrap_err();
-    assert_invalid(&err, &["request_id"]);
+    assert_reused(&err);
     let types = app.event_types_for(&r.name, 3).await;
     assert_eq!(types.len(), 2, "received + one accepted: {types:?}");
 }
@@ -320,7 +320,7 @@ async fn decisions_validate_their_fields() {
         .unwrap_err();
     assert_status(&err, Code::NotFound, "NOT_FOUND");
     assert_eq!(
-        app.count("requests").await,
+        app.count("request_claims").await,
         1,
         "only the create's request id is kept"
     );

@@ -1,0 +1,419 @@
+//! The service runtime: what every Hearth gRPC service is, apart from its own domain.
+//!
+//! A service implements [`Service`]: its name, error domain, port, migrations, the
+//! stream it publishes into, its own configuration section, and [`Service::wire`],
+//! which builds its gRPC handlers and consumers from the [`Kit`] and hands them to
+//! the [`Wiring`]. Its `main.rs` calls [`main`]; its tests call [`run`]. The kit does
+//! the rest, in this order:
+//!
+//! 1. configuration: the shared settings and the service's section, checked; a bad
+//!    value is printed plainly to stderr, naming the variable, and start-up stops;
+//! 2. telemetry, from that configuration;
+//! 3. the database pool, then the shared tables and the service's migrations;
+//! 4. NATS, then the outbox relay;
+//! 5. the service's wiring, then its consumers;
+//! 6. the gRPC server: health, reflection of the service's own contracts only,
+//!    timeouts, the concurrency limit, message-size limits and the authenticator.
+//!
+//! Shutdown (SIGTERM or SIGINT, or the token a test cancels) runs one tree of
+//! cancellation tokens in order: health goes NOT_SERVING and calls drain; what the
+//! service asked to run after the calls (referrals' intake writers) finishes; the
+//! consumers stop after their current message; the relay stops after its batch; the
+//! request-id purge stops; NATS is flushed and the pool closed; telemetry flushes last.
+//! The consumers, the relay and the purge all hang off one root token, which also
+//! stops them at once if `run` fails or its future is dropped.
+//!
+//! Commands: `serve` (the default), `migrate`, `republish --from SEQ`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use async_nats::jetstream::context::Context as JetStream;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::service::interceptor::InterceptedService;
+
+use crate::auth::{Authenticator, TokenVerifier};
+use crate::config::{self, Env, ServiceConfig, Settings};
+use crate::idempotency::{self, Requests};
+use crate::inbox::{ConsumerSpec, ConsumerStats, Handler, Inbox};
+use crate::outbox::{self, Outbox, Relay, StreamSpec};
+use crate::page::Pager;
+use crate::server::{self, MessageLimits};
+use crate::{db, telemetry};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A declared consumer: its counts (for a metrics endpoint) and how to start it.
+struct Consumer {
+    stats: std::sync::Arc<ConsumerStats>,
+    start: Box<dyn FnOnce(CancellationToken) -> JoinHandle<()> + Send>,
+}
+
+/// How long a starting service waits for its database.
+const DATABASE_PATIENCE: Duration = Duration::from_secs(30);
+
+/// A Hearth gRPC service, as the kit runs it.
+pub trait Service: Send + Sync + 'static {
+    /// Its short name: the binary, the Postgres schema, the log's service name.
+    const NAME: &'static str;
+    /// The `domain` of every `google.rpc.ErrorInfo` it returns, e.g. `referrals.hearth`.
+    const DOMAIN: &'static str;
+    const DEFAULT_PORT: u16;
+    /// The stream it publishes into, from `hearth_proto::events`.
+    const STREAM: hearth_proto::events::Stream;
+    /// Its own configuration section (`()` for none).
+    type Settings: Settings;
+
+    /// Its migrations (`sqlx::migrate!`), applied after the shared tables.
+    fn migrator() -> &'static Migrator;
+
+    /// Builds its gRPC services and consumers.
+    fn wire(
+        kit: &Kit,
+        settings: Self::Settings,
+        wiring: &mut Wiring,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+}
+
+/// What the kit hands a service to build its handlers from. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Kit {
+    pub config: ServiceConfig,
+    pub pool: PgPool,
+    pub js: JetStream,
+    /// Writes events in a business transaction (source and schema set).
+    pub outbox: Outbox,
+    /// Claims request ids (idempotent mutations).
+    pub requests: Requests,
+    /// Signs and checks page tokens.
+    pub pager: Pager,
+    schema: &'static str,
+}
+
+impl Kit {
+    /// The service's schema.
+    pub fn schema(&self) -> &'static str {
+        self.schema
+    }
+}
+
+/// What a service hands back: its gRPC services, its consumers, and work to finish
+/// once calls have drained.
+pub struct Wiring {
+    routes: RoutesBuilder,
+    names: Vec<&'static str>,
+    consumers: Vec<Consumer>,
+    after_calls: Vec<Task>,
+    auth: Authenticator,
+    max_message_bytes: usize,
+    kit: Kit,
+}
+
+impl std::fmt::Debug for Wiring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wiring")
+            .field("services", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Wiring {
+    /// Serves a generated gRPC service (`XServiceServer::new(handlers)`): every call
+    /// authenticated, the message-size limit applied, reported SERVING by health and
+    /// listed by reflection.
+    pub fn grpc<S>(&mut self, svc: S) -> &mut Self
+    where
+        S: MessageLimits
+            + NamedService
+            + tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        let svc = svc.message_limits(self.max_message_bytes);
+        self.routes
+            .add_service(InterceptedService::new(svc, self.auth.clone()));
+        self
+    }
+
+    /// Consumes another service's stream: `handler` runs in the inbox transaction for
+    /// each event, which is acknowledged after that commits. The kit checks the
+    /// consumer the server keeps and logs its lag and dead letters.
+    pub fn consume<H: Handler>(&mut self, spec: ConsumerSpec, handler: H) -> &mut Self {
+        let inbox = Inbox::new(
+            self.kit.pool.clone(),
+            self.kit.js.clone(),
+            self.kit.schema,
+            spec,
+            handler,
+        );
+        let stats = inbox.stats();
+        self.consumers.push(Consumer {
+            stats,
+            start: Box::new(move |stop| tokio::spawn(async move { inbox.run(stop).await })),
+        });
+        self
+    }
+
+    /// The counts and lag of each consumer declared so far.
+    pub fn consumer_stats(&self) -> Vec<std::sync::Arc<ConsumerStats>> {
+        self.consumers
+            .iter()
+            .map(|c| std::sync::Arc::clone(&c.stats))
+            .collect()
+    }
+
+    /// Work to finish once the server has stopped taking calls and every call has been
+    /// answered, before the consumers and the relay stop.
+    pub fn after_calls(&mut self, task: impl Future<Output = ()> + Send + 'static) -> &mut Self {
+        self.after_calls.push(Box::pin(task));
+        self
+    }
+}
+
+/// Runs service `S` on `listener` until `shutdown` fires (see the module docs for the
+/// order of things). Tests call this; the binary calls it through [`main`].
+pub async fn run<S: Service>(
+    cfg: ServiceConfig,
+    settings: S::Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), BoxError> {
+    let verifier = TokenVerifier::from_config(&cfg.auth)?;
+    let pool = connect::<S>(&cfg, cfg.database_max_connections).await?;
+    db::migrate(&pool, S::NAME, S::migrator()).await?;
+    let nats = server::connect_nats(&cfg.nats_url, S::NAME).await?;
+    let js = async_nats::jetstream::new(nats.clone());
+
+    let root = CancellationToken::new();
+    let _stop_all_if_dropped = root.clone().drop_guard();
+    let (relay_stop, consumers_stop, background) =
+        (root.child_token(), root.child_token(), root.child_token());
+    let relay = Relay::new(
+        pool.clone(),
+        js.clone(),
+        S::NAME,
+        StreamSpec::of(&S::STREAM),
+    )
+    .batch_size(cfg.relay_batch_size)
+    .poll_interval(cfg.relay_poll);
+    let relay = tokio::spawn(relay.run(relay_stop.clone()));
+
+    let kit = Kit {
+        outbox: Outbox::new(pool.clone(), S::NAME, S::STREAM.source),
+        requests: Requests::new(pool.clone(), S::NAME),
+        pager: Pager::new(&cfg.page_token_secret),
+        config: cfg.clone(),
+        pool: pool.clone(),
+        js,
+        schema: S::NAME,
+    };
+    let mut wiring = Wiring {
+        routes: RoutesBuilder::default(),
+        names: Vec::new(),
+        consumers: Vec::new(),
+        after_calls: Vec::new(),
+        auth: Authenticator::new(verifier, S::DOMAIN),
+        max_message_bytes: cfg.max_message_bytes,
+        kit: kit.clone(),
+    };
+    S::wire(&kit, settings, &mut wiring).await?;
+    let consumers: Vec<_> = wiring
+        .consumers
+        .into_iter()
+        .map(|c| (c.start)(consumers_stop.clone()))
+        .collect();
+    tokio::spawn(idempotency::purge_every_hour(
+        kit.requests.clone(),
+        cfg.request_id_retention,
+        background,
+    ));
+
+    tracing::info!(service = S::NAME, addr = %listener.local_addr()?, "listening");
+    let served = server::serve(
+        listener,
+        (&cfg).into(),
+        S::DOMAIN,
+        wiring.routes.routes(),
+        &wiring.names,
+        hearth_proto::FILE_DESCRIPTOR_SET,
+        shutdown,
+    )
+    .await;
+    for task in wiring.after_calls {
+        task.await;
+    }
+    consumers_stop.cancel();
+    futures::future::join_all(consumers).await;
+    relay_stop.cancel();
+    let _ = relay.await;
+    root.cancel();
+    // Flush what the relay handed to the client, but do not hang if NATS is down:
+    // anything unacknowledged is still unpublished in the outbox.
+    let _ = tokio::time::timeout(Duration::from_secs(2), nats.flush()).await;
+    pool.close().await;
+    tracing::info!(service = S::NAME, "stopped");
+    served.map_err(Into::into)
+}
+
+async fn connect<S: Service>(cfg: &ServiceConfig, max: u32) -> Result<PgPool, sqlx::Error> {
+    db::connect(&cfg.database_url, S::NAME, max, DATABASE_PATIENCE).await
+}
+
+/// The whole process: reads the configuration (stopping with the variable named if
+/// it is bad), starts telemetry, runs the command on the command line, flushes
+/// telemetry. A service's `main` is this one call.
+pub fn main<S: Service>() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match Command::parse(&args) {
+        Ok(c) => c,
+        Err(usage) => {
+            eprintln!(
+                "{}: {usage}\n{}",
+                S::NAME,
+                Command::USAGE.replace("SERVICE", S::NAME)
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let (cfg, settings) = match config::load::<S::Settings, _>(&Env::process(), S::DEFAULT_PORT) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("{}: configuration: {err}", S::NAME);
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("{}: cannot start the runtime: {err}", S::NAME);
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let telemetry = telemetry::init(S::NAME, &cfg.telemetry);
+        let result = command.run::<S>(cfg, settings).await;
+        if let Err(err) = &result {
+            tracing::error!(error = %err, "{} failed", S::NAME);
+        }
+        telemetry.shutdown();
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("{}: {err}", S::NAME);
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// The commands every service binary takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Command {
+    Serve,
+    Migrate,
+    Republish { from: i64 },
+}
+
+impl Command {
+    const USAGE: &'static str = "usage:
+  SERVICE                        serve (the default)
+  SERVICE migrate                apply migrations and exit
+  SERVICE republish --from SEQ   publish the outbox again from sequence SEQ";
+
+    fn parse(args: &[String]) -> Result<Command, String> {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        match args.as_slice() {
+            [] | ["serve"] => Ok(Command::Serve),
+            ["migrate"] => Ok(Command::Migrate),
+            ["republish", "--from", n] => n
+                .parse()
+                .map(|from| Command::Republish { from })
+                .map_err(|_| format!("--from takes an outbox sequence number, not {n:?}")),
+            ["help" | "--help" | "-h"] => Err("commands".into()),
+            other => Err(format!("unknown command {:?}", other.join(" "))),
+        }
+    }
+
+    async fn run<S: Service>(
+        self,
+        cfg: ServiceConfig,
+        settings: S::Settings,
+    ) -> Result<(), BoxError> {
+        match self {
+            Command::Serve => {
+                let listener = TcpListener::bind(cfg.grpc_addr)
+                    .await
+                    .map_err(|e| format!("binding {}: {e}", cfg.grpc_addr))?;
+                let shutdown = CancellationToken::new();
+                server::cancel_on_signal(shutdown.clone());
+                run::<S>(cfg, settings, listener, shutdown).await
+            }
+            Command::Migrate => {
+                let pool = connect::<S>(&cfg, 2).await?;
+                db::migrate(&pool, S::NAME, S::migrator()).await?;
+                println!("migrations applied");
+                Ok(())
+            }
+            Command::Republish { from } => {
+                let pool = connect::<S>(&cfg, 2).await?;
+                let n = outbox::republish_from(&pool, S::NAME, from).await?;
+                println!("{n} events from sequence {from} will be published again");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A consumer spec for `durable` reading every event of another service's `stream`
+/// (no filter: a stream captures one subject per event entity, and nats-server 2.9
+/// keeps one filter subject per consumer). Its handler picks the events it needs by
+/// their typed constants.
+pub fn consumer_of(stream: &hearth_proto::events::Stream, durable: &str) -> ConsumerSpec {
+    ConsumerSpec::new(stream.name, durable, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(Command::parse(&args(&[])), Ok(Command::Serve));
+        assert_eq!(Command::parse(&args(&["serve"])), Ok(Command::Serve));
+        assert_eq!(Command::parse(&args(&["migrate"])), Ok(Command::Migrate));
+        assert_eq!(
+            Command::parse(&args(&["republish", "--from", "42"])),
+            Ok(Command::Republish { from: 42 })
+        );
+        assert!(Command::parse(&args(&["republish", "--from", "x"])).is_err());
+        assert!(Command::parse(&args(&["republish"])).is_err());
+        assert!(Command::parse(&args(&["frobnicate"])).is_err());
+    }
+
+    #[test]
+    fn a_consumer_takes_the_whole_stream() {
+        let spec = consumer_of(&hearth_proto::events::referrals::STREAM, "assessments");
+        assert_eq!(spec.filter_subject, "");
+        assert_eq!(spec.stream, "REFERRALS");
+    }
+}
