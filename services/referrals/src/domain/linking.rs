@@ -63,6 +63,7 @@ pub fn identity_keys(r: &Referral) -> Vec<String> {
 /// A member already known in the area, as matching sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownMember {
+    pub receiving_area: String,
     pub member_id: Uuid,
     pub family_id: Uuid,
     pub is_child: bool,
@@ -73,9 +74,27 @@ pub struct KnownMember {
     pub known_since: DateTime<Utc>,
 }
 
-/// How a referred child (of a referral with `postcode`) matches `known`, if at all
-/// (rules 1 to 3).
-pub fn matches(child: &Child, postcode: &str, known: &KnownMember) -> Option<LinkMatch> {
+/// Where a referral is addressed: its receiving area and the family's postcode.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    pub receiving_area: &'a str,
+    pub postcode: &'a str,
+}
+
+impl<'a> Place<'a> {
+    pub fn of(r: &'a Referral) -> Place<'a> {
+        Place {
+            receiving_area: &r.receiving_area,
+            postcode: &r.postcode,
+        }
+    }
+}
+
+/// How a child referred to `place` matches `known`, if at all (rules 1 to 3).
+pub fn matches(child: &Child, place: Place<'_>, known: &KnownMember) -> Option<LinkMatch> {
+    if known.receiving_area != place.receiving_area {
+        return None;
+    }
     if child.nhs_number.is_some() && child.nhs_number == known.nhs_number {
         return Some(LinkMatch::NhsNumber);
     }
@@ -83,7 +102,7 @@ pub fn matches(child: &Child, postcode: &str, known: &KnownMember) -> Option<Lin
         && child.date_of_birth.is_some()
         && child.date_of_birth == known.date_of_birth
         && name_key(&child.given_name, &child.family_name) == known.name_key
-        && postcode == known.postcode
+        && place.postcode == known.postcode
         && (child.nhs_number.is_none() || known.nhs_number.is_none());
     by_identity.then_some(LinkMatch::NameDateOfBirthPostcode)
 }
@@ -91,12 +110,12 @@ pub fn matches(child: &Child, postcode: &str, known: &KnownMember) -> Option<Lin
 /// The known member a referred child is (rule 4), and how it matched.
 pub fn best_match<'a>(
     child: &Child,
-    postcode: &str,
+    place: Place<'_>,
     known: &'a [KnownMember],
 ) -> Option<(&'a KnownMember, LinkMatch)> {
     known
         .iter()
-        .filter_map(|k| matches(child, postcode, k).map(|how| (k, how)))
+        .filter_map(|k| matches(child, place, k).map(|how| (k, how)))
         .min_by_key(|(k, how)| (*how != LinkMatch::NhsNumber, k.known_since, k.member_id))
 }
 
@@ -206,6 +225,7 @@ mod tests {
         minutes: i64,
     ) -> KnownMember {
         KnownMember {
+            receiving_area: "midlothian".into(),
             member_id: Uuid::now_v7(),
             family_id: Uuid::now_v7(),
             is_child,
@@ -222,6 +242,18 @@ mod tests {
         assert_eq!(name_key(" Mia ", "KERR"), "mia|kerr");
     }
 
+    const HERE: Place<'static> = Place {
+        receiving_area: "midlothian",
+        postcode: "EH22 1AB",
+    };
+
+    fn at(postcode: &str) -> Place<'_> {
+        Place {
+            receiving_area: "midlothian",
+            postcode,
+        }
+    }
+
     #[test]
     fn a_child_is_matched_by_nhs_number_or_by_name_birth_and_postcode() {
         let dob = NaiveDate::from_ymd_opt(2022, 5, 17);
@@ -229,34 +261,34 @@ mod tests {
         mia.date_of_birth = dob;
         let by_identity = known(true, None, dob, 1);
         assert_eq!(
-            matches(&mia, "EH22 1AB", &by_identity),
+            matches(&mia, HERE, &by_identity),
             Some(LinkMatch::NameDateOfBirthPostcode)
         );
         assert_eq!(
-            matches(&mia, "EH22 9ZZ", &by_identity),
+            matches(&mia, at("EH22 9ZZ"), &by_identity),
             None,
             "another postcode"
         );
         assert_eq!(
-            matches(&mia, "EH22 1AB", &known(false, None, dob, 1)),
+            matches(&mia, HERE, &known(false, None, dob, 1)),
             None,
             "an adult"
         );
         // Two different NHS numbers are two different children.
         mia.nhs_number = Some("9434765919".into());
         assert_eq!(
-            matches(&mia, "EH22 1AB", &known(true, Some("9434765870"), dob, 1)),
+            matches(&mia, HERE, &known(true, Some("9434765870"), dob, 1)),
             None
         );
         // One NHS number missing: the identity still matches.
         assert_eq!(
-            matches(&mia, "EH22 1AB", &by_identity),
+            matches(&mia, HERE, &by_identity),
             Some(LinkMatch::NameDateOfBirthPostcode)
         );
         // The same NHS number matches whatever else differs.
         let same_nhs = known(true, Some("9434765919"), None, 1);
         assert_eq!(
-            matches(&mia, "ZZ1 1ZZ", &same_nhs),
+            matches(&mia, at("ZZ1 1ZZ"), &same_nhs),
             Some(LinkMatch::NhsNumber)
         );
     }
@@ -272,7 +304,7 @@ mod tests {
         assert_eq!(
             matches(
                 &unborn,
-                "EH22 1AB",
+                HERE,
                 &KnownMember {
                     name_key: "|".into(),
                     ..k
@@ -293,12 +325,12 @@ mod tests {
         let latest = known(true, None, dob, 9);
         let all = [latest, early.clone(), later_nhs.clone()];
         assert_eq!(
-            best_match(&mia, "EH22 1AB", &all).map(|(k, _)| k),
+            best_match(&mia, HERE, &all).map(|(k, _)| k),
             Some(&later_nhs)
         );
         mia.nhs_number = None;
         assert_eq!(
-            best_match(&mia, "EH22 1AB", &all).map(|(k, _)| k),
+            best_match(&mia, HERE, &all).map(|(k, _)| k),
             Some(&early),
             "the earliest"
         );

@@ -216,6 +216,46 @@ async fn list_rejects_bad_filters_sizes_and_tokens() {
         .unwrap_err();
     assert_invalid(&err, &["page_token"]);
 
+    // Tokens are signed: one edited to start somewhere else (any byte changed, even
+    // re-encoded to look well formed) is refused, and the real one still works.
+    let token = first.next_page_token.clone();
+    for at in 0..token.len() {
+        let mut edited = token.clone().into_bytes();
+        edited[at] = if edited[at] == b'A' { b'B' } else { b'A' };
+        let edited = String::from_utf8(edited).unwrap();
+        if edited == token {
+            continue;
+        }
+        let err = triage
+            .list_referrals(list("", 1, &edited))
+            .await
+            .unwrap_err();
+        assert_invalid(&err, &["page_token"]);
+    }
+    let (body, mac) = token.split_once('.').unwrap();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&b64.decode(body).unwrap()).unwrap();
+    payload["p"][0] = serde_json::json!(0);
+    let forged = format!(
+        "{}.{mac}",
+        b64.encode(serde_json::to_vec(&payload).unwrap())
+    );
+    assert_invalid(
+        &triage
+            .list_referrals(list("", 1, &forged))
+            .await
+            .unwrap_err(),
+        &["page_token"],
+    );
+    let second = triage
+        .list_referrals(list("", 1, &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.referrals.len(), 1);
+
     let err = app
         .client(AREA, &[Role::Analyst])
         .list_referrals(list("", 10, ""))

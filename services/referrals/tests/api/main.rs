@@ -6,6 +6,7 @@ mod events;
 mod family;
 mod helpers;
 mod intake;
+mod linking;
 mod list_get;
 mod notes;
 mod server;
