@@ -60,6 +60,35 @@ pub struct Field {
     pub kind: Kind,
 }
 
+impl Field {
+    /// A protobuf enum field; `parse` is the enum's `from_str_name` as a number, e.g.
+    /// `|s| State::from_str_name(s).map(|e| e as i32)`.
+    pub const fn enumeration(
+        name: &'static str,
+        prefix: &'static str,
+        parse: fn(&str) -> Option<i32>,
+    ) -> Field {
+        Field {
+            name,
+            kind: Kind::Enum { prefix, parse },
+        }
+    }
+
+    pub const fn text(name: &'static str) -> Field {
+        Field {
+            name,
+            kind: Kind::Text,
+        }
+    }
+
+    pub const fn time(name: &'static str) -> Field {
+        Field {
+            name,
+            kind: Kind::Time,
+        }
+    }
+}
+
 /// A term's value, typed by its field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
@@ -259,28 +288,14 @@ mod tests {
     use hearth_proto::referrals::{Source, State};
 
     const FIELDS: &[Field] = &[
-        Field {
-            name: "state",
-            kind: Kind::Enum {
-                prefix: "STATE_",
-                parse: |s| State::from_str_name(s).map(|e| e as i32),
-            },
-        },
-        Field {
-            name: "source",
-            kind: Kind::Enum {
-                prefix: "SOURCE_",
-                parse: |s| Source::from_str_name(s).map(|e| e as i32),
-            },
-        },
-        Field {
-            name: "receiving_area",
-            kind: Kind::Text,
-        },
-        Field {
-            name: "receive_time",
-            kind: Kind::Time,
-        },
+        Field::enumeration("state", "STATE_", |s| {
+            State::from_str_name(s).map(|e| e as i32)
+        }),
+        Field::enumeration("source", "SOURCE_", |s| {
+            Source::from_str_name(s).map(|e| e as i32)
+        }),
+        Field::text("receiving_area"),
+        Field::time("receive_time"),
     ];
 
     #[test]

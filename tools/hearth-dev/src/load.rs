@@ -224,14 +224,17 @@ async fn create(
 /// `concurrency` callers over `clients` (round robin), each calling CreateReferral
 /// back to back; calls that start during `warmup` are not recorded, then calls that
 /// start within `window` are.
-pub async fn closed_loop(
+/// `sample` is read when measuring starts and when the last call has ended (the
+/// machine's CPU counters, say); both readings come back with the figures.
+pub async fn closed_loop<T>(
     clients: &[Client],
     auth: &MetadataValue<Ascii>,
     families: &Families,
     concurrency: usize,
     warmup: Duration,
     window: Duration,
-) -> Result<Stats> {
+    sample: impl Fn() -> Option<T>,
+) -> Result<(Stats, Option<(T, T)>)> {
     let start = Instant::now();
     let measure_from = start + warmup;
     let end = measure_from + window;
@@ -255,11 +258,13 @@ pub async fn closed_loop(
             anyhow::Ok(stats)
         });
     }
+    tokio::time::sleep_until(measure_from.into()).await;
+    let first = sample();
     let mut total = Stats::new(window)?;
     while let Some(done) = tasks.join_next().await {
         total.merge(&done.context("a load task panicked")??)?;
     }
-    Ok(total)
+    Ok((total, first.zip(sample())))
 }
 
 /// An open loop: starts one call every `1/rate` seconds for `window`, each in its own

@@ -1,6 +1,9 @@
-//! The raw Postgres baseline for `hearth-dev bench`: `pgbench` inserting what one
-//! CreateReferral must at least write — a referral row and a ~1.5 KB outbox row in one
-//! transaction — into copies of the service's own tables, on the same server.
+//! The raw Postgres baselines for `hearth-dev bench`: `pgbench` inserting what one
+//! CreateReferral must at least write — a referral row and a ~1.5 KB outbox row —
+//! into copies of the service's own tables, on the same server. Two of them: one
+//! referral per transaction, and 32 per transaction (the intake's largest batch), so
+//! that a service that shares a transaction's costs is compared with Postgres doing
+//! the same.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,9 +20,9 @@ use tokio::process::Command;
 /// The database pgbench writes to.
 const DATABASE: &str = "bench_raw";
 
-/// One transaction: the referral row with realistic values, and its event.
-const SCRIPT: &str = "\
-BEGIN;
+/// The rows one referral writes at least: the referral row with realistic values, and
+/// its event.
+const ROWS: &str = "\
 INSERT INTO referrals.referrals (
     id, receiving_area, referring_org, created_by, referrer_name, referrer_job_title,
     referrer_contact, source, family_id, linked_existing, reasons, description, urgency,
@@ -38,15 +41,48 @@ VALUES (
     gen_random_uuid(), 'hearth.referrals.v1.referral.received', '//hearth/referrals',
     'referrals/' || gen_random_uuid(), convert_to(repeat(md5(random()::text), 48), 'UTF8'),
     now());
-COMMIT;
 ";
+
+/// How many referrals the batched baseline writes per transaction: the intake's
+/// largest batch (`HEARTH_REFERRALS_WRITE_BATCH_MAX`'s default).
+pub const BATCH: u64 = referrals::DEFAULT_WRITE_BATCH_MAX;
+
+/// Which baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    /// One referral per transaction.
+    Single,
+    /// [`BATCH`] referrals per transaction.
+    Batched,
+}
+
+impl Script {
+    fn file(self) -> &'static str {
+        match self {
+            Script::Single => "referral.sql",
+            Script::Batched => "referrals-batched.sql",
+        }
+    }
+
+    /// Referrals per transaction.
+    pub fn rows(self) -> u64 {
+        match self {
+            Script::Single => 1,
+            Script::Batched => BATCH,
+        }
+    }
+
+    fn text(self) -> String {
+        format!("BEGIN;\n{}COMMIT;\n", ROWS.repeat(self.rows() as usize))
+    }
+}
 
 /// A prepared baseline: database, script and the pgbench binary.
 #[derive(Debug)]
 pub struct Baseline {
     bin: PathBuf,
     port: u16,
-    script: PathBuf,
+    dir: PathBuf,
 }
 
 /// One pgbench run.
@@ -56,6 +92,8 @@ pub struct RawResult {
     pub tps: f64,
     pub latency_avg_ms: f64,
     pub failed: u64,
+    /// Referrals per transaction.
+    pub rows: u64,
 }
 
 impl RawResult {
@@ -66,7 +104,13 @@ impl RawResult {
             tps: runs.iter().map(|r| r.tps).sum::<f64>() / n,
             latency_avg_ms: runs.iter().map(|r| r.latency_avg_ms).sum::<f64>() / n,
             failed: runs.iter().map(|r| r.failed).sum(),
+            rows: runs.first().map_or(1, |r| r.rows),
         }
+    }
+
+    /// Referrals written per second.
+    pub fn rows_per_second(&self) -> f64 {
+        self.tps * self.rows as f64
     }
 }
 
@@ -123,13 +167,15 @@ pub async fn prepare(pg: &PgServer, dir: &Path) -> Result<Baseline> {
         .await?;
     }
     pool.close().await;
-    let script = dir.join("referral.sql");
-    std::fs::write(&script, SCRIPT)
-        .with_context(|| format!("cannot write {}", script.display()))?;
+    for script in [Script::Single, Script::Batched] {
+        let path = dir.join(script.file());
+        std::fs::write(&path, script.text())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(Baseline {
         bin,
         port: pg.port(),
-        script,
+        dir: dir.to_owned(),
     })
 }
 
@@ -137,14 +183,15 @@ impl Baseline {
     /// `pgbench -n -M prepared -c C -j min(C,2) -T N -f script.sql`: prepared
     /// statements, as the service uses (the simple protocol would plan every statement
     /// of every transaction, and give a lower baseline).
-    pub fn command_line(&self, clients: usize, seconds: u64) -> String {
+    pub fn command_line(&self, script: Script, clients: usize, seconds: u64) -> String {
         format!(
-            "pgbench -n -M prepared -c {clients} -j {} -T {seconds} -f referral.sql",
-            clients.min(2)
+            "pgbench -n -M prepared -c {clients} -j {} -T {seconds} -f {}",
+            clients.min(2),
+            script.file()
         )
     }
 
-    pub async fn run(&self, clients: usize, seconds: u64) -> Result<RawResult> {
+    pub async fn run(&self, script: Script, clients: usize, seconds: u64) -> Result<RawResult> {
         let out = Command::new(&self.bin)
             .args([
                 "-h",
@@ -157,7 +204,7 @@ impl Baseline {
             .args(["-n", "-M", "prepared", "-c", &clients.to_string()])
             .args(["-j", &clients.min(2).to_string()])
             .args(["-T", &seconds.to_string(), "-f"])
-            .arg(&self.script)
+            .arg(self.dir.join(script.file()))
             .arg(DATABASE)
             .stdin(Stdio::null())
             .kill_on_drop(true)
@@ -172,7 +219,10 @@ impl Baseline {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        parse(&stdout).with_context(|| format!("cannot read pgbench's report:\n{stdout}"))
+        let mut result =
+            parse(&stdout).with_context(|| format!("cannot read pgbench's report:\n{stdout}"))?;
+        result.rows = script.rows();
+        Ok(result)
     }
 }
 
@@ -205,6 +255,7 @@ fn parse(report: &str) -> Result<RawResult> {
         tps,
         latency_avg_ms: number_after("latency average = ").unwrap_or(f64::NAN),
         failed: number_after("number of failed transactions: ").unwrap_or(0.0) as u64,
+        rows: 1,
     })
 }
 
@@ -233,5 +284,21 @@ tps = 1234.567890 (without initial connection time)
         assert!((r.latency_avg_ms - 3.241).abs() < 1e-9);
         assert_eq!(r.failed, 0);
         assert!(parse("nothing").is_err());
+    }
+
+    #[test]
+    fn the_batched_script_writes_the_intakes_largest_batch_in_one_transaction() {
+        let text = Script::Batched.text();
+        assert_eq!(text.matches("BEGIN;").count(), 1);
+        assert_eq!(text.matches("COMMIT;").count(), 1);
+        assert_eq!(text.matches("INSERT INTO referrals.referrals").count(), 32);
+        assert_eq!(text.matches("INSERT INTO referrals.outbox").count(), 32);
+        assert_eq!(
+            Script::Single
+                .text()
+                .matches("INSERT INTO referrals.outbox")
+                .count(),
+            1
+        );
     }
 }

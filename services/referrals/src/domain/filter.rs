@@ -9,34 +9,20 @@
 //! ```
 
 use chrono::{DateTime, Utc};
-use hearth_platform::filter::{self, Field, Kind};
+use hearth_platform::filter::{self, Field};
 
 use super::{Source, State};
 
 /// The fields a referral list may be filtered on.
 pub const FIELDS: &[Field] = &[
-    Field {
-        name: "state",
-        kind: Kind::Enum {
-            prefix: "STATE_",
-            parse: |s| State::from_str_name(s).map(|e| e as i32),
-        },
-    },
-    Field {
-        name: "source",
-        kind: Kind::Enum {
-            prefix: "SOURCE_",
-            parse: |s| Source::from_str_name(s).map(|e| e as i32),
-        },
-    },
-    Field {
-        name: "receiving_area",
-        kind: Kind::Text,
-    },
-    Field {
-        name: "receive_time",
-        kind: Kind::Time,
-    },
+    Field::enumeration("state", "STATE_", |s| {
+        State::from_str_name(s).map(|e| e as i32)
+    }),
+    Field::enumeration("source", "SOURCE_", |s| {
+        Source::from_str_name(s).map(|e| e as i32)
+    }),
+    Field::text("receiving_area"),
+    Field::time("receive_time"),
 ];
 
 /// A parsed filter. Empty means everything the caller may see.
