@@ -258,7 +258,7 @@ pub async fn closed_loop<T>(
             anyhow::Ok(stats)
         });
     }
-    tokio::time::sleep_until(measure_from.into()).await;
+    tokio::time::sleep_until(measure_from).await;
     let first = sample();
     let mut total = Stats::new(window)?;
     while let Some(done) = tasks.join_next().await {
