@@ -285,17 +285,18 @@ pub fn parse(input: &str, fields: &[Field]) -> Result<Filter, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hearth_proto::referrals::{Source, State};
+    use hearth_proto::referrals::{ContactMethod, Urgency};
 
+    /// A list of contacts, say: any enums, text and times will do.
     const FIELDS: &[Field] = &[
-        Field::enumeration("state", "STATE_", |s| {
-            State::from_str_name(s).map(|e| e as i32)
+        Field::time("contact_time"),
+        Field::text("recorded_by"),
+        Field::enumeration("method", "CONTACT_METHOD_", |s| {
+            ContactMethod::from_str_name(s).map(|e| e as i32)
         }),
-        Field::enumeration("source", "SOURCE_", |s| {
-            Source::from_str_name(s).map(|e| e as i32)
+        Field::enumeration("urgency", "URGENCY_", |s| {
+            Urgency::from_str_name(s).map(|e| e as i32)
         }),
-        Field::text("receiving_area"),
-        Field::time("receive_time"),
     ];
 
     #[test]
@@ -307,42 +308,41 @@ mod tests {
     #[test]
     fn terms_combine_with_and_into_typed_values() {
         let f = parse(
-            r#"state = RECEIVED AND source != SOURCE_POLICE AND receive_time >= "2026-01-01T00:00:00Z""#,
+            r#"method = PHONE AND urgency != URGENCY_URGENT AND contact_time >= "2026-01-01T00:00:00Z""#,
             FIELDS,
         )
         .unwrap();
         assert_eq!(
-            f.enum_terms::<State>("state"),
-            (Some(State::Received), vec![])
+            f.enum_terms::<ContactMethod>("method"),
+            (Some(ContactMethod::Phone), vec![])
         );
         assert_eq!(
-            f.enum_terms::<Source>("source"),
-            (None, vec![Source::Police])
+            f.enum_terms::<Urgency>("urgency"),
+            (None, vec![Urgency::Urgent])
         );
-        let (from, before) = f.time_range("receive_time");
+        let (from, before) = f.time_range("contact_time");
         assert_eq!(from.unwrap().to_rfc3339(), "2026-01-01T00:00:00+00:00");
         assert!(before.is_none());
     }
 
     #[test]
     fn lower_case_enum_values_and_quoted_text_work() {
-        let f = parse(
-            r#"state=accepted AND receiving_area = "midlothian""#,
-            FIELDS,
-        )
-        .unwrap();
-        assert_eq!(f.enum_terms::<State>("state").0, Some(State::Accepted));
-        assert_eq!(f.text("receiving_area"), Some("midlothian"));
+        let f = parse(r#"method=home_visit AND recorded_by = "triage-2""#, FIELDS).unwrap();
+        assert_eq!(
+            f.enum_terms::<ContactMethod>("method").0,
+            Some(ContactMethod::HomeVisit)
+        );
+        assert_eq!(f.text("recorded_by"), Some("triage-2"));
     }
 
     #[test]
     fn time_bounds_become_one_half_open_range() {
         let f = parse(
-            r#"receive_time > "2026-01-01T00:00:00Z" AND receive_time <= "2026-02-01T00:00:00Z" AND receive_time < "2026-03-01T00:00:00Z""#,
+            r#"contact_time > "2026-01-01T00:00:00Z" AND contact_time <= "2026-02-01T00:00:00Z" AND contact_time < "2026-03-01T00:00:00Z""#,
             FIELDS,
         )
         .unwrap();
-        let (from, before) = f.time_range("receive_time");
+        let (from, before) = f.time_range("contact_time");
         assert_eq!(
             from.unwrap().to_rfc3339(),
             "2026-01-01T00:00:00.000001+00:00"
@@ -356,25 +356,25 @@ mod tests {
     #[test]
     fn mistakes_are_explained() {
         for bad in [
-            "state = NOPE",
-            "state = UNSPECIFIED",
+            "method = NOPE",
+            "method = UNSPECIFIED",
             "colour = red",
-            "state",
-            "state > RECEIVED",
-            "receiving_area != x",
-            "receive_time = \"2026-01-01T00:00:00Z\"",
-            r#"receive_time >= "yesterday""#,
-            r#"receive_time >= "2026"#,
-            "state = RECEIVED AND state = ACCEPTED",
-            "state = RECEIVED OR state = ACCEPTED",
-            "state = !=",
+            "method",
+            "method > PHONE",
+            "recorded_by != x",
+            "contact_time = \"2026-01-01T00:00:00Z\"",
+            r#"contact_time >= "yesterday""#,
+            r#"contact_time >= "2026"#,
+            "method = PHONE AND method = EMAIL",
+            "method = PHONE OR method = EMAIL",
+            "method = !=",
         ] {
             assert!(parse(bad, FIELDS).is_err(), "{bad} should fail");
         }
         assert!(
             parse("colour = red", FIELDS)
                 .unwrap_err()
-                .contains("state, source, receiving_area, receive_time")
+                .contains("contact_time, recorded_by, method, urgency")
         );
     }
 }
