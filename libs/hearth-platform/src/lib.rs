@@ -13,12 +13,14 @@
 //! - [`idempotency`]: request-id claims for idempotent mutations.
 //! - [`page`], [`filter`]: signed page tokens and the AIP-160 filter subset.
 //! - [`validate`], [`clock`]: the shared field validators and the service clock.
+//! - [`consent`]: the one rule for "consent in force" every service applies.
 //!
 //! A helper used by only one service belongs in that service, not here.
 
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod consent;
 pub mod db;
 pub mod error;
 pub mod events;
