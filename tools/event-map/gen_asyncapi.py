@@ -144,7 +144,8 @@ order = []
 PRESERVED = {'Timestamp', 'Date', 'ReferralRef', 'Source', 'Route', 'ConsentScope', 'Decision',
              'Consent', 'Referral', 'ReferralReceived', 'FamilyLinked', 'ReferralAccepted',
              'ReferralSignposted', 'ReferralRedirected', 'ReferralDeclined', 'ReferralWithdrawn',
-             'ContactRecorded', 'ConsentRecorded', 'ConsentWithdrawn'}
+             'ContactRecorded', 'ConsentRecorded', 'ConsentWithdrawn', 'ParentingOrder',
+             'ParentingOrderRecorded', 'FamilyCorrected'}
 
 def key_for(t):
     if t.full == 'hearth.type.v1.Date': return 'Date'
@@ -274,13 +275,13 @@ header_schemas = {
         'The referral the event is about, referrals/{referral_id} (also for contact and consent events).',
         '^referrals/[0-9a-f-]+$'),
     'AssessmentsHeaders': headers_schema('assessments',
-        'The resource the event is about, named on each event: the framework version (framework.published), the framework (framework.updated, framework.retired), the assessment (the superseded one for assessment.superseded), the recommendation set, or the plan.'),
+        'The resource the event is about, named on each event: the framework version (framework.published), the assessment, the recommendation set, or the plan.'),
     'DeliveryHeaders': headers_schema('delivery',
-        'The resource the event is about, named on each event: programme, venue, practitioner, accreditation, training, cohort, session, register, enrolment, order notice, pathway or pathway contact.'),
+        'The resource the event is about, named on each event: programme, accreditation, training, cohort, register, enrolment or order notice.'),
     'EvaluationHeaders': headers_schema('evaluation',
-        'The resource the event is about: the instrument version, instrument, measurement or feedback.'),
+        'The resource the event is about: the measurement.'),
     'AnalyticsFeedHeaders': headers_schema('evaluation',
-        'The pseudonymous id (<kind>_<26 characters>, e.g. enr_...) of the message\'s main entity, never a resource name of a person or a record about one. For a message with no pseudonymous entity (feed.epoch.started, feed.cohort.changed, feed.attendance.recorded for a group session, feed.training.delivered, feed.quote.approved, feed.quote.withdrawn): areas/{area}/feed, e.g. areas/bath-and-north-east-somerset/feed. An individual session\'s feed.attendance.recorded has the enrolment\'s enr_... id.', feed=True),
+        'The pseudonymous id (<kind>_<26 characters>, e.g. enr_...) of the message\'s main entity, never a resource name of a person or a record about one. For a message with no pseudonymous entity (feed.epoch.started, feed.cohort.completed, feed.attendance.recorded for a group session, feed.training.delivered): areas/{receiving_area}/feed, e.g. areas/bath-and-north-east-somerset/feed. An individual session\'s feed.attendance.recorded has the enrolment\'s enr_... id.', feed=True),
 }
 
 # ---- channels, operations, messages ----------------------------------------------------
@@ -377,9 +378,9 @@ for ev, msgname, built, main, cesubj in FEED:
     ck = camel('feed', ev)
     mk = camel('feed', ev)
     channels[ck] = {
-        'address': ce_type + '.{area}', 'title': 'Feed: ' + human(ev)[0].lower() + human(ev)[1:],
+        'address': ce_type + '.{receiving_area}', 'title': 'Feed: ' + human(ev)[0].lower() + human(ev)[1:],
         'description': f'Analyst feed, stream ANALYTICS. ce-type: {ce_type} (the subject without the area token). ce-subject: {cesubj}. Built from: {built}.',
-        'parameters': {'area': {'$ref': '#/components/parameters/area'}},
+        'parameters': {'receiving_area': {'$ref': '#/components/parameters/receiving_area'}},
         'messages': {mk: {'$ref': f'#/components/messages/{msgname}'}},
     }
     operations['send' + cap(ck)] = {
@@ -390,7 +391,7 @@ for ev, msgname, built, main, cesubj in FEED:
     }
     operations['analystsReceive' + cap(ck)] = {
         'action': 'receive', 'channel': {'$ref': f'#/channels/{ck}'},
-        'summary': "An area's named analysts load it into their own tools (subscribe to hearth.evaluation.v1.feed.*.*.<area>).",
+        'summary': "An area's named analysts load it into their own tools (subscribe to hearth.evaluation.v1.feed.*.*.<receiving_area>).",
         'tags': [{'name': 'analysts'}, {'name': 'analytics-feed'}],
         'messages': [{'$ref': f'#/channels/{ck}/messages/{mk}'}],
     }
@@ -417,7 +418,7 @@ emit(operations, 2, out)
 out.append('')
 out.append('components:')
 out.append('  parameters:')
-emit({'area': {'description': 'The receiving area (organisation id), e.g. bath-and-north-east-somerset. NATS permissions give an area\'s analysts hearth.evaluation.v1.feed.*.*.<area> and nothing else.'}}, 4, out)
+emit({'receiving_area': {'description': 'The receiving area (organisation id), e.g. bath-and-north-east-somerset. NATS permissions give an area\'s analysts hearth.evaluation.v1.feed.*.*.<receiving_area> and nothing else.'}}, 4, out)
 out.append('')
 out.append('  messages:')
 out.extend(ref_messages)

@@ -35,7 +35,7 @@ for svc in ('referrals', 'assessments', 'delivery', 'evaluation'):
     streams.append(f'| `{SERVICES[svc]["stream"]}` | {who} | {subs} | `//hearth/{svc}` |')
 subs = ', '.join(f'`{x}`' for x in FEED_STREAM['subjects'])
 streams.append(f'| `{FEED_STREAM["stream"]}` | evaluation: analyst feed | {subs} '
-               '(NATS subject `hearth.evaluation.v1.feed.<entity>.<verb>.<area>`) | `//hearth/evaluation` |')
+               '(NATS subject `hearth.evaluation.v1.feed.<entity>.<verb>.<receiving_area>`) | `//hearth/evaluation` |')
 streams = '\n'.join(streams)
 
 # ---- counts ---------------------------------------------------------------------------
@@ -74,7 +74,7 @@ for svc, s in ALL:
             txt += '; see [Open points](#open-points)'
         parts.append(txt)
     m.append(f'| `{s}` | {svc} | {cell("<br>".join(parts))} |')
-m.append(f'| `hearth.evaluation.v1.feed.<entity>.<verb>.<area>` (the {len(FEED)} feed subjects, [below](#subjects-and-what-they-are-built-from)) | evaluation (stream `ANALYTICS`) | **analysts and commissioners** of that area load it into their own tools. No Hearth service consumes the feed. |')
+m.append(f'| `hearth.evaluation.v1.feed.<entity>.<verb>.<receiving_area>` (the {len(FEED)} feed subjects, [below](#subjects-and-what-they-are-built-from)) | evaluation (stream `ANALYTICS`) | **analysts and commissioners** of that area load it into their own tools. No Hearth service consumes the feed. |')
 emap = '\n'.join(m)
 
 
@@ -88,7 +88,7 @@ def catalogue(svc):
 
 
 # ---- feed -----------------------------------------------------------------------------
-f = ['| `ce-type` (the NATS subject adds `.<area>`) | payload | built from | pseudonymous ids it carries | `ce-subject` |',
+f = ['| `ce-type` (the NATS subject adds `.<receiving_area>`) | payload | built from | pseudonymous ids it carries | `ce-subject` |',
      '| --- | --- | --- | --- | --- |']
 for ev, msg, built, ids, cesubj in FEED:
     f.append(f'| `hearth.evaluation.v1.feed.{ev}` | `{msg}` | {cell(built)} | {cell(ids)} | {cell(cesubj)} |')
