@@ -170,7 +170,11 @@ mod tests {
             at("2026-03-01T10:00:00Z"),
             Some(Basis::Consent("referrals/r/consents/a".into()))
         );
-        assert_eq!(at("2026-04-01T10:00:00Z"), None, "withdrawn at that instant");
+        assert_eq!(
+            at("2026-04-01T10:00:00Z"),
+            None,
+            "withdrawn at that instant"
+        );
         // Another scope is not covered.
         assert_eq!(
             in_force(

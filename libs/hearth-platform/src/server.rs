@@ -162,24 +162,44 @@ pub struct Oversize<S> {
 impl<S, Req, B> tower::Service<Req> for Oversize<S>
 where
     S: tower::Service<Req, Response = http::Response<B>>,
-    S::Future: Send + 'static,
 {
     type Response = http::Response<OversizeBody<B>>;
     type Error = S::Error;
-    type Future =
-        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Future = OversizeFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let call = self.inner.call(req);
-        let domain = self.domain;
-        Box::pin(async move {
-            let mut resp = call.await?;
+        OversizeFuture {
+            call: self.inner.call(req),
+            domain: self.domain,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response of a call through [`Oversize`] (no allocation per call).
+    pub struct OversizeFuture<F> {
+        #[pin]
+        call: F,
+        domain: &'static str,
+    }
+}
+
+impl<F, B, E> std::future::Future for OversizeFuture<F>
+where
+    F: std::future::Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = Result<http::Response<OversizeBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let domain = *this.domain;
+        this.call.poll(cx).map_ok(|mut resp| {
             rewrite_oversize(resp.headers_mut(), domain);
-            Ok(resp.map(|inner| OversizeBody { inner, domain }))
+            resp.map(|inner| OversizeBody { inner, domain })
         })
     }
 }

@@ -2,12 +2,12 @@
 //! one transaction, map errors. Each RPC hands its request to one inner method that
 //! returns `Result<_, Error>`; `From<Error> for Status` maps every failure in one place.
 
-use hearth_platform::clock;
 use hearth_platform::idempotency::{Begun, RequestKey, Requests};
 use hearth_platform::outbox::{Outbox, OutboxEvent};
 use hearth_platform::page::{PageQuery, Pager};
 use hearth_platform::service::{Kit, Service as _};
 use hearth_platform::{ApiError, Caller, Role, Violations};
+use hearth_platform::{clock, consent};
 use hearth_proto::referrals as pb;
 use hearth_proto::referrals::referrals_service_server::ReferralsService;
 use prost::Message;
@@ -202,7 +202,7 @@ impl ReferralsApi {
         let (reason, decline_reason, destination) = req.details(&mut v);
         v.into_result(())?;
 
-        let (tx, mut r) = match self.begin(&caller, &key, id).await? {
+        let (mut tx, mut r) = match self.begin(&caller, &key, id).await? {
             Mutation::Replay(r) => return Ok(*r),
             Mutation::Go { tx, referral } => (tx, referral),
         };
@@ -221,7 +221,9 @@ impl ReferralsApi {
                 },
             ));
         }
-        let outcome = r.check_decision(R::VERB)?;
+        let basis =
+            R::VERB == Verb::Accept && self.assessment_basis(&mut tx, &r, clock::now()).await?;
+        let outcome = r.check_decision(R::VERB, basis)?;
         r.decide(Decision {
             outcome,
             by_org: caller.organisation.clone(),
@@ -370,15 +372,14 @@ impl ReferralsApi {
             &mut r.request_id
         });
         let id = validate::resource_id(&mut v, "name", &req.name, "referrals");
-        let consent = match &req.consent {
+        let mut consent = match &req.consent {
             None => {
                 v.add("consent", "is required");
                 None
             }
-            Some(c) => Some(validate::consent(&mut v, "consent", c, now)),
+            Some(c) => Some(validate::consent(&mut v, "consent", c, now, None)),
         };
         v.into_result(())?;
-        let consent = consent.expect("checked above");
 
         let (mut tx, mut r) = match self.begin(&caller, &key, id).await? {
             Mutation::Replay(r) => return Ok(*r),
@@ -390,7 +391,20 @@ impl ReferralsApi {
                 "recording consent needs the receiving area's triage role or the referring organisation's referrer role",
             ));
         }
-        r.check_open()?;
+        r.check_takes_consent()?;
+        // The adults it names are checked against the referral.
+        let mut v = Violations::new();
+        let mut consent = consent.take().expect("checked above");
+        consent.members = validate::consent_members(
+            &mut v,
+            "consent",
+            req.consent.as_ref().expect("checked above"),
+            validate::Naming::Names {
+                family: r.family_id,
+                adults: &r.adults,
+            },
+        );
+        v.into_result(())?;
         store::insert_consent(&mut tx, r.id, &consent).await?;
         r.consents.push(consent.clone());
         r.updated_at = now;
@@ -447,6 +461,208 @@ impl ReferralsApi {
         store::withdraw_consent(&mut tx, &withdrawn).await?;
         self.commit(tx, &r, &[events::consent_withdrawn(&r, &withdrawn, now)])
             .await
+    }
+
+    /// Whether the consent-in-force rule finds an assessment basis for the family of
+    /// `r` now: a consent, or a Parenting Order in force, on any of its referrals in
+    /// the area (`hearth_platform::consent`).
+    async fn assessment_basis(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        r: &Referral,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        let (consents, orders) =
+            store::family_consents_and_orders(tx, r.family_id, &r.receiving_area).await?;
+        let names: Vec<(String, Vec<String>)> = consents
+            .iter()
+            .map(|(rid, c)| {
+                (
+                    convert::consent_name(*rid, c.id),
+                    convert::member_names(r.family_id, &c.members),
+                )
+            })
+            .collect();
+        let order_names: Vec<(String, Vec<String>)> = orders
+            .iter()
+            .map(|(rid, o)| {
+                (
+                    convert::referral_name(*rid),
+                    convert::member_names(r.family_id, &o.bound_members),
+                )
+            })
+            .collect();
+        let consent_facts: Vec<consent::ConsentFact> = consents
+            .iter()
+            .zip(&names)
+            .map(|((_, c), (name, members))| consent::ConsentFact {
+                name,
+                scopes: &c.scopes,
+                members,
+                given_at: c.given_at,
+                withdrawn_at: c.withdrawn_at,
+            })
+            .collect();
+        let order_facts: Vec<consent::OrderFact> = orders
+            .iter()
+            .zip(&order_names)
+            .map(|((_, o), (referral, bound))| consent::OrderFact {
+                referral,
+                bound_members: bound,
+                made: o.made,
+                expires: o.expires,
+            })
+            .collect();
+        Ok(consent::in_force(
+            &consent_facts,
+            &order_facts,
+            domain::ConsentScope::Assessment,
+            consent::Subject::Family,
+            now,
+        )
+        .is_some())
+    }
+
+    /// A mutation that may be `validate_only`: a dry run reads the referral (access
+    /// checked, no request id claimed) in a transaction it never commits.
+    async fn begin_or_check(
+        &self,
+        caller: &Caller,
+        key: &RequestKey,
+        id: Uuid,
+        validate_only: bool,
+    ) -> Result<Mutation> {
+        if validate_only {
+            let referral = Box::new(self.read(caller, id, &convert::referral_name(id)).await?);
+            return Ok(Mutation::Go {
+                tx: self.pool.begin().await?,
+                referral,
+            });
+        }
+        self.begin(caller, key, id).await
+    }
+
+    #[tracing::instrument(skip_all, fields(referral = %req.get_ref().name), err(level = "info"))]
+    async fn record_order_in(
+        &self,
+        req: Request<pb::RecordParentingOrderRequest>,
+    ) -> Result<pb::Referral> {
+        let caller = caller_of(&req)?;
+        let mut req = req.into_inner();
+        let now = clock::now();
+        let mut v = Violations::new();
+        let key = RequestKey::take(&mut v, &caller, "RecordParentingOrder", &mut req, |r| {
+            &mut r.request_id
+        });
+        let id = validate::resource_id(&mut v, "name", &req.name, "referrals");
+        if req.parenting_order.is_none() {
+            v.add("parenting_order", "is required");
+        }
+        v.into_result(())?;
+        let (mut tx, mut r) = match self
+            .begin_or_check(&caller, &key, id, req.validate_only)
+            .await?
+        {
+            Mutation::Replay(r) => return Ok(*r),
+            Mutation::Go { tx, referral } => (tx, referral),
+        };
+        if !access::can_act_for_family(&caller, parties(&r)) {
+            return Err(denied(
+                "ROLE_REQUIRED",
+                "recording a Parenting Order needs the receiving area's triage role or the referring organisation's referrer role",
+            ));
+        }
+        r.check_open()?;
+        let mut v = Violations::new();
+        let order = validate::parenting_order(
+            &mut v,
+            "parenting_order",
+            req.parenting_order.as_ref().expect("checked above"),
+            consent::uk_date(now),
+            validate::Naming::Names {
+                family: r.family_id,
+                adults: &r.adults,
+            },
+        );
+        let order = v.into_result(order)?.ok_or_else(|| {
+            Error::Invalid(Violations::single(
+                "parenting_order",
+                "is not a valid order",
+            ))
+        })?;
+        let replaced = r.record_order(order, now);
+        if req.validate_only {
+            return Ok(convert::referral(&r, true));
+        }
+        store::save_order(&mut tx, &r).await?;
+        tracing::info!(referral_id = %r.id, replaced, "parenting order recorded");
+        self.commit(
+            tx,
+            &r,
+            &[events::parenting_order_recorded(&r, replaced, now)],
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(referral = %req.get_ref().referral.as_ref().map_or("", |r| r.name.as_str())), err(level = "info"))]
+    async fn correct_in(
+        &self,
+        req: Request<pb::CorrectFamilyDetailsRequest>,
+    ) -> Result<pb::Referral> {
+        let caller = caller_of(&req)?;
+        let mut req = req.into_inner();
+        let now = clock::now();
+        let mut v = Violations::new();
+        let key = RequestKey::take(&mut v, &caller, "CorrectFamilyDetails", &mut req, |r| {
+            &mut r.request_id
+        });
+        let name = req
+            .referral
+            .as_ref()
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
+        let id = validate::resource_id(&mut v, "referral.name", &name, "referrals");
+        v.into_result(())?;
+        let (mut tx, mut r) = match self
+            .begin_or_check(&caller, &key, id, req.validate_only)
+            .await?
+        {
+            Mutation::Replay(r) => return Ok(*r),
+            Mutation::Go { tx, referral } => (tx, referral),
+        };
+        if !access::can_act_for_family(&caller, parties(&r)) {
+            return Err(denied(
+                "ROLE_REQUIRED",
+                "correcting a family's details needs the receiving area's triage role or the referring organisation's referrer role",
+            ));
+        }
+        let correction = validate::correction(&req, &r, now)?;
+        let reason = correction.reason;
+        let corrected = r.correct(correction, now);
+        if req.validate_only {
+            return Ok(convert::referral(&r, true));
+        }
+        if corrected.is_empty() {
+            // Nothing changes and nothing is published; the request id stays claimed,
+            // so a retry answers the same.
+            tx.commit().await?;
+            return Ok(convert::referral(&r, true));
+        }
+        store::save_correction(&mut tx, &r, &corrected).await?;
+        tracing::info!(
+            referral_id = %r.id,
+            changed = corrected.changed_members.len(),
+            added = corrected.added_members.len(),
+            "family details corrected"
+        );
+        self.outbox
+            .write(
+                &mut tx,
+                &[events::family_corrected(&r, &corrected, reason, now)],
+            )
+            .await?;
+        self.outbox.commit(tx).await?;
+        Ok(convert::referral(&r, true))
     }
 
     #[tracing::instrument(skip_all, fields(family = %req.get_ref().name), err(level = "info"))]
@@ -714,5 +930,21 @@ impl ReferralsService for ReferralsApi {
         req: Request<pb::GetFamilyRequest>,
     ) -> Result<Response<pb::GetFamilyResponse>, Status> {
         Ok(Response::new(self.family(req).await?))
+    }
+
+    async fn record_parenting_order(
+        &self,
+        req: Request<pb::RecordParentingOrderRequest>,
+    ) -> Result<Response<pb::RecordParentingOrderResponse>, Status> {
+        let referral = Some(self.record_order_in(req).await?);
+        Ok(Response::new(pb::RecordParentingOrderResponse { referral }))
+    }
+
+    async fn correct_family_details(
+        &self,
+        req: Request<pb::CorrectFamilyDetailsRequest>,
+    ) -> Result<Response<pb::CorrectFamilyDetailsResponse>, Status> {
+        let referral = Some(self.correct_in(req).await?);
+        Ok(Response::new(pb::CorrectFamilyDetailsResponse { referral }))
     }
 }

@@ -69,10 +69,48 @@ pub fn adult(family: Uuid, a: &Adult) -> pb::Adult {
         date_of_birth: a.date_of_birth.map(date),
         ethnicity: a.ethnicity.clone(),
         phone: a.phone.clone(),
+        email: a.email.clone(),
+        preferred_contact_method: a.preferred_contact as i32,
     }
 }
 
-pub fn consent(referral: Uuid, c: &Consent) -> pb::Consent {
+/// Member ids as `families/{family}/members/{member}` names.
+pub fn member_names(family: Uuid, members: &[Uuid]) -> Vec<String> {
+    members.iter().map(|m| member_name(family, *m)).collect()
+}
+
+pub fn parenting_order(family: Uuid, o: &ParentingOrder) -> pb::ParentingOrder {
+    pb::ParentingOrder {
+        court: o.court.clone(),
+        made_date: Some(date(o.made)),
+        expiry_date: Some(date(o.expires)),
+        responsible_officer_organisation: o.officer_org.clone(),
+        responsible_officer_service: o.officer_service as i32,
+        responsible_officer_name: o.officer_name.clone(),
+        bound_members: member_names(family, &o.bound_members),
+        bound_adult_indexes: vec![],
+    }
+}
+
+pub fn access_needs(a: &AccessNeeds) -> pb::AccessNeeds {
+    pb::AccessNeeds {
+        language: a.language.clone(),
+        interpreter_needed: a.interpreter,
+        accessibility: a.accessibility.clone(),
+        creche_needed: a.creche,
+        transport_needed: a.transport,
+        preferred_times: a.preferred_times.iter().map(|x| *x as i32).collect(),
+    }
+}
+
+pub fn family_details(r: &Referral) -> pb::FamilyDetails {
+    pb::FamilyDetails {
+        children: r.children.iter().map(|c| child(r.family_id, c)).collect(),
+        adults: r.adults.iter().map(|a| adult(r.family_id, a)).collect(),
+    }
+}
+
+pub fn consent(referral: Uuid, family: Uuid, c: &Consent) -> pb::Consent {
     pb::Consent {
         name: consent_name(referral, c.id),
         given_by: c.given_by.clone(),
@@ -81,6 +119,8 @@ pub fn consent(referral: Uuid, c: &Consent) -> pb::Consent {
         scopes: c.scopes.iter().map(|s| *s as i32).collect(),
         withdraw_time: c.withdrawn_at.map(ts),
         withdraw_reason: c.withdraw_reason.clone(),
+        members: member_names(family, &c.members),
+        adult_indexes: vec![],
     }
 }
 
@@ -123,33 +163,20 @@ pub fn referral(r: &Referral, with_name: bool) -> pb::Referral {
             contact: r.referrer.contact.clone(),
         }),
         source: r.source as i32,
-        family: Some(pb::FamilyDetails {
-            children: r.children.iter().map(|c| child(r.family_id, c)).collect(),
-            adults: r.adults.iter().map(|a| adult(r.family_id, a)).collect(),
-        }),
+        family: Some(family_details(r)),
         reasons: r.reasons.iter().map(|x| *x as i32).collect(),
         description: r.description.clone(),
         urgency: r.urgency as i32,
         safeguarding_concern: r.safeguarding,
-        access_needs: Some(pb::AccessNeeds {
-            language: r.access.language.clone(),
-            interpreter_needed: r.access.interpreter,
-            accessibility: r.access.accessibility.clone(),
-            creche_needed: r.access.creche,
-            transport_needed: r.access.transport,
-            preferred_times: r.access.preferred_times.iter().map(|x| *x as i32).collect(),
-        }),
+        access_needs: Some(access_needs(&r.access)),
         postcode: r.postcode.clone(),
-        consents: r.consents.iter().map(|c| consent(r.id, c)).collect(),
+        consents: r
+            .consents
+            .iter()
+            .map(|c| consent(r.id, r.family_id, c))
+            .collect(),
         route: r.route as i32,
-        parenting_order: r.order.as_ref().map(|o| pb::ParentingOrder {
-            court: o.court.clone(),
-            made_date: Some(date(o.made)),
-            expiry_date: Some(date(o.expires)),
-            responsible_officer_organisation: o.officer_org.clone(),
-            responsible_officer_service: o.officer_service as i32,
-            responsible_officer_name: o.officer_name.clone(),
-        }),
+        parenting_order: r.order.as_ref().map(|o| parenting_order(r.family_id, o)),
         state: r.state as i32,
         decision: r.decision.as_ref().map(decision),
         contacts: r.contacts.iter().map(|c| contact(r.id, c)).collect(),
@@ -163,6 +190,8 @@ pub fn referral(r: &Referral, with_name: bool) -> pb::Referral {
         first_contact_time: r.first_contact_at.map(ts),
         decision_time: r.decided_at.map(ts),
         update_time: Some(ts(r.updated_at)),
+        address_lines: r.address_lines.clone(),
+        engagement_note: r.engagement_note.clone(),
     }
 }
 

@@ -11,7 +11,7 @@ use hearth_proto::referrals as pb;
 use prost::Message;
 
 use crate::convert;
-use crate::domain::{Consent, Contact, Referral, State};
+use crate::domain::{Consent, Contact, Corrected, CorrectionReason, Referral, State};
 
 fn event<M: Message>(
     kind: EventType<M>,
@@ -132,7 +132,7 @@ pub fn contact_recorded(r: &Referral, c: &Contact, first: bool, now: DateTime<Ut
 pub fn consent_recorded(r: &Referral, c: &Consent, now: DateTime<Utc>) -> OutboxEvent {
     let msg = pb::ConsentRecorded {
         r#ref: Some(convert::reference(r)),
-        consent: Some(convert::consent(r.id, c)),
+        consent: Some(convert::consent(r.id, r.family_id, c)),
         occur_time: Some(convert::ts(now)),
     };
     event(subject::CONSENT_RECORDED, r, msg, now)
@@ -145,6 +145,60 @@ pub fn consent_withdrawn(r: &Referral, c: &Consent, now: DateTime<Utc>) -> Outbo
         scopes: c.scopes.iter().map(|s| *s as i32).collect(),
         withdraw_time: c.withdrawn_at.map(convert::ts),
         occur_time: Some(convert::ts(now)),
+        members: convert::member_names(r.family_id, &c.members),
     };
     event(subject::CONSENT_WITHDRAWN, r, msg, now)
+}
+
+/// The order recorded on `r` (at create for a court-ordered referral, or later).
+pub fn parenting_order_recorded(r: &Referral, replaced: bool, now: DateTime<Utc>) -> OutboxEvent {
+    let msg = pb::ParentingOrderRecorded {
+        r#ref: Some(convert::reference(r)),
+        parenting_order: r
+            .order
+            .as_ref()
+            .map(|o| convert::parenting_order(r.family_id, o)),
+        replaced,
+        occur_time: Some(convert::ts(now)),
+    };
+    event(subject::PARENTING_ORDER_RECORDED, r, msg, now)
+}
+
+/// A correction to the family's details on `r`: the corrected parts whole.
+pub fn family_corrected(
+    r: &Referral,
+    c: &Corrected,
+    reason: CorrectionReason,
+    now: DateTime<Utc>,
+) -> OutboxEvent {
+    let has = |path: &str| c.paths.contains(&path);
+    let people = has("family.children") || has("family.adults");
+    let msg = pb::FamilyCorrected {
+        r#ref: Some(convert::reference(r)),
+        update_mask: Some(prost_types::FieldMask {
+            paths: c.paths.iter().map(|p| (*p).to_owned()).collect(),
+        }),
+        family: people.then(|| convert::family_details(r)),
+        address_lines: if has("address_lines") {
+            r.address_lines.clone()
+        } else {
+            vec![]
+        },
+        postcode: if has("postcode") {
+            r.postcode.clone()
+        } else {
+            String::new()
+        },
+        engagement_note: if has("engagement_note") {
+            r.engagement_note.clone()
+        } else {
+            String::new()
+        },
+        access_needs: has("access_needs").then(|| convert::access_needs(&r.access)),
+        changed_members: convert::member_names(r.family_id, &c.changed_members),
+        added_members: convert::member_names(r.family_id, &c.added_members),
+        reason: reason as i32,
+        occur_time: Some(convert::ts(now)),
+    };
+    event(subject::FAMILY_CORRECTED, r, msg, now)
 }

@@ -336,6 +336,9 @@ impl Writer {
                     let link = linking::link(&mut r, &matches);
                     let events = c.span.in_scope(|| {
                         let mut out = vec![events::received(&r)];
+                        if r.order.is_some() {
+                            out.push(events::parenting_order_recorded(&r, false, r.received_at));
+                        }
                         if let Some((_, how)) = link.family {
                             out.push(events::family_linked(&r, &link.matched, how));
                         }

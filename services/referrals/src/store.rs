@@ -25,6 +25,16 @@ fn parse_all<E: DbEnum>(v: Vec<String>) -> Vec<E> {
     db::parse_all(&v)
 }
 
+/// Member ids joined by commas, for a list inside an array parameter.
+fn ids(v: &[Uuid]) -> String {
+    v.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// A preferred contact method as stored: its name, or none for no preference.
+fn preferred(m: ContactMethod) -> Option<&'static str> {
+    (m != ContactMethod::Unspecified).then(|| m.to_db())
+}
+
 /// One create's part in [`claim_and_match`].
 #[derive(Debug, Clone, Copy)]
 pub struct ClaimInput<'a> {
@@ -178,51 +188,21 @@ pub async fn insert_referrals(
     /// A person as a referral names them.
     struct Person<'a> {
         referral: &'a Referral,
-        id: Uuid,
-        kind: &'static str,
-        given: &'a str,
-        family: &'a str,
-        dob: Option<NaiveDate>,
-        due: Option<NaiveDate>,
-        nhs: Option<&'a str>,
-        ethnicity: &'a str,
-        role: Option<&'static str>,
-        phone: &'a str,
+        row: MemberRow<'a>,
     }
     let people: Vec<(Person, bool, i32)> = batch
         .iter()
         .flat_map(|b| {
             let r = b.referral;
-            let children = r.children.iter().map(move |c| Person {
-                referral: r,
-                id: c.member_id,
-                kind: "child",
-                given: &c.given_name,
-                family: &c.family_name,
-                dob: c.date_of_birth,
-                due: c.due_date,
-                nhs: c.nhs_number.as_deref(),
-                ethnicity: &c.ethnicity,
-                role: None,
-                phone: "",
-            });
-            let adults = r.adults.iter().map(move |a| Person {
-                referral: r,
-                id: a.member_id,
-                kind: "adult",
-                given: &a.given_name,
-                family: &a.family_name,
-                dob: a.date_of_birth,
-                due: None,
-                nhs: None,
-                ethnicity: &a.ethnicity,
-                role: Some(a.role.to_db()),
-                phone: &a.phone,
-            });
-            children.chain(adults).zip(1..).map(|(p, position)| {
-                let new = b.new_members.contains(&p.id);
-                (p, new, position)
-            })
+            r.children
+                .iter()
+                .map(MemberRow::child)
+                .chain(r.adults.iter().map(MemberRow::adult))
+                .zip(1..)
+                .map(move |(row, position)| {
+                    let new = b.new_members.contains(&row.id);
+                    (Person { referral: r, row }, new, position)
+                })
         })
         .collect();
     let members: Vec<&Person> = people.iter().filter(|p| p.1).map(|p| &p.0).collect();
@@ -240,8 +220,9 @@ pub async fn insert_referrals(
     fn order<'a>(r: &&'a Referral) -> Option<&'a ParentingOrder> {
         r.order.as_ref()
     }
-    // Arrays of arrays must be rectangular in Postgres: a referral's enum lists travel
-    // as comma-joined names (no enum name holds a comma).
+    // Arrays of arrays must be rectangular in Postgres: a referral's lists travel
+    // joined, enum names and ids by commas (none holds one), address lines by the
+    // unit separator (validation refuses control characters in text).
     let joined = |v: Vec<&'static str>| v.join(",");
 
     let sql = format!(
@@ -261,34 +242,39 @@ pub async fn insert_referrals(
                 source, family_id, linked_existing, reasons, description, urgency, safeguarding, language,
                 interpreter, accessibility, creche, transport, preferred_times, postcode, route, order_court,
                 order_made, order_expires, order_officer_org, order_officer_service, order_officer_name, state,
-                received_at, updated_at)
+                received_at, updated_at, address_lines, engagement_note, order_bound_members)
              SELECT id, area, org, created_by, referrer, job_title, contact, source, family_id, linked,
                     string_to_array(reasons, ','), description, urgency, safeguarding, language, interpreter,
                     accessibility, creche, transport, string_to_array(times, ','), postcode, route, court,
-                    made, expires, officer_org, officer_service, officer_name, state, received_at, received_at
+                    made, expires, officer_org, officer_service, officer_name, state, received_at, received_at,
+                    string_to_array(address, chr(31)), note, string_to_array(bound, ',')::uuid[]
                FROM unnest($19::uuid[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[],
                            $25::text[], $26::text[], $27::uuid[], $28::bool[], $29::text[], $30::text[],
                            $31::text[], $32::bool[], $33::text[], $34::bool[], $35::text[], $36::bool[],
                            $37::bool[], $38::text[], $39::text[], $40::text[], $41::text[], $42::date[],
-                           $43::date[], $44::text[], $45::text[], $46::text[], $47::text[], $48::timestamptz[])
+                           $43::date[], $44::text[], $45::text[], $46::text[], $47::text[], $48::timestamptz[],
+                           $49::text[], $50::text[], $51::text[])
                     AS r(id, area, org, created_by, referrer, job_title, contact, source, family_id, linked,
                          reasons, description, urgency, safeguarding, language, interpreter, accessibility,
                          creche, transport, times, postcode, route, court, made, expires, officer_org,
-                         officer_service, officer_name, state, received_at)
+                         officer_service, officer_name, state, received_at, address, note, bound)
          ), named AS (
              INSERT INTO referrals.referral_members
                (referral_id, member_id, position, kind, given_name, family_name, date_of_birth, due_date,
-                nhs_number, ethnicity, role, phone)
-             SELECT * FROM unnest($49::uuid[], $50::uuid[], $51::int[], $52::text[], $53::text[], $54::text[],
-                                  $55::date[], $56::date[], $57::text[], $58::text[], $59::text[], $60::text[])
+                nhs_number, ethnicity, role, phone, email, preferred_contact)
+             SELECT * FROM unnest($52::uuid[], $53::uuid[], $54::int[], $55::text[], $56::text[], $57::text[],
+                                  $58::date[], $59::date[], $60::text[], $61::text[], $62::text[], $63::text[],
+                                  $64::text[], $65::text[])
          ), consented AS (
-             INSERT INTO referrals.consents (id, referral_id, given_by, given_by_role, given_at, scopes)
-             SELECT id, referral_id, given_by, role, given_at, string_to_array(scopes, ',')
-               FROM unnest($61::uuid[], $62::uuid[], $63::text[], $64::text[], $65::timestamptz[], $66::text[])
-                    AS c(id, referral_id, given_by, role, given_at, scopes)
+             INSERT INTO referrals.consents (id, referral_id, given_by, given_by_role, given_at, scopes, members)
+             SELECT id, referral_id, given_by, role, given_at, string_to_array(scopes, ','),
+                    string_to_array(members, ',')::uuid[]
+               FROM unnest($66::uuid[], $67::uuid[], $68::text[], $69::text[], $70::timestamptz[], $71::text[],
+                           $72::text[])
+                    AS c(id, referral_id, given_by, role, given_at, scopes, members)
          ), {}
          SELECT",
-        outbox.insert_cte(67) // after the statement's own 66 parameters
+        outbox.insert_cte(73) // after the statement's own 72 parameters
     );
     let query = sqlx::query(&sql)
         // families: $1..$3
@@ -301,7 +287,7 @@ pub async fn insert_referrals(
         )
         .bind(families.iter().map(|r| r.received_at).collect::<Vec<_>>())
         // members: $4..$18
-        .bind(members.iter().map(|m| m.id).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.row.id).collect::<Vec<_>>())
         .bind(
             members
                 .iter()
@@ -314,21 +300,21 @@ pub async fn insert_referrals(
                 .map(|m| m.referral.receiving_area.as_str())
                 .collect::<Vec<_>>(),
         )
-        .bind(members.iter().map(|m| m.kind).collect::<Vec<_>>())
-        .bind(members.iter().map(|m| m.given).collect::<Vec<_>>())
-        .bind(members.iter().map(|m| m.family).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.row.kind).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.row.given).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.row.family).collect::<Vec<_>>())
         .bind(
             members
                 .iter()
-                .map(|m| name_key(m.given, m.family))
+                .map(|m| name_key(m.row.given, m.row.family))
                 .collect::<Vec<_>>(),
         )
-        .bind(members.iter().map(|m| m.dob).collect::<Vec<_>>())
-        .bind(members.iter().map(|m| m.due).collect::<Vec<_>>())
-        .bind(members.iter().map(|m| m.nhs).collect::<Vec<_>>())
-        .bind(members.iter().map(|m| m.ethnicity).collect::<Vec<_>>())
-        .bind(members.iter().map(|m| m.role).collect::<Vec<_>>())
-        .bind(members.iter().map(|m| m.phone).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.row.dob).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.row.due).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.row.nhs).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.row.ethnicity).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.row.role).collect::<Vec<_>>())
+        .bind(members.iter().map(|m| m.row.phone).collect::<Vec<_>>())
         .bind(
             members
                 .iter()
@@ -341,7 +327,7 @@ pub async fn insert_referrals(
                 .map(|m| m.referral.received_at)
                 .collect::<Vec<_>>(),
         )
-        // referrals: $19..$48
+        // referrals: $19..$51
         .bind(referrals.iter().map(|r| r.id).collect::<Vec<_>>())
         .bind(
             referrals
@@ -502,20 +488,40 @@ pub async fn insert_referrals(
                 .collect::<Vec<_>>(),
         )
         .bind(referrals.iter().map(|r| r.received_at).collect::<Vec<_>>())
-        // named members: $49..$60
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.address_lines.join("\u{1f}"))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| r.engagement_note.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            referrals
+                .iter()
+                .map(|r| order(r).map(|o| ids(&o.bound_members)))
+                .collect::<Vec<_>>(),
+        )
+        // named members: $52..$65
         .bind(people.iter().map(|p| p.0.referral.id).collect::<Vec<_>>())
-        .bind(people.iter().map(|p| p.0.id).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.row.id).collect::<Vec<_>>())
         .bind(people.iter().map(|p| p.2).collect::<Vec<_>>())
-        .bind(people.iter().map(|p| p.0.kind).collect::<Vec<_>>())
-        .bind(people.iter().map(|p| p.0.given).collect::<Vec<_>>())
-        .bind(people.iter().map(|p| p.0.family).collect::<Vec<_>>())
-        .bind(people.iter().map(|p| p.0.dob).collect::<Vec<_>>())
-        .bind(people.iter().map(|p| p.0.due).collect::<Vec<_>>())
-        .bind(people.iter().map(|p| p.0.nhs).collect::<Vec<_>>())
-        .bind(people.iter().map(|p| p.0.ethnicity).collect::<Vec<_>>())
-        .bind(people.iter().map(|p| p.0.role).collect::<Vec<_>>())
-        .bind(people.iter().map(|p| p.0.phone).collect::<Vec<_>>())
-        // consents: $61..$66
+        .bind(people.iter().map(|p| p.0.row.kind).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.row.given).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.row.family).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.row.dob).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.row.due).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.row.nhs).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.row.ethnicity).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.row.role).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.row.phone).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.row.email).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.0.row.preferred).collect::<Vec<_>>())
+        // consents: $66..$72
         .bind(consents.iter().map(|(_, c)| c.id).collect::<Vec<_>>())
         .bind(consents.iter().map(|(r, _)| r.id).collect::<Vec<_>>())
         .bind(
@@ -536,6 +542,12 @@ pub async fn insert_referrals(
                 .iter()
                 .map(|(_, c)| joined(names(&c.scopes)))
                 .collect::<Vec<_>>(),
+        )
+        .bind(
+            consents
+                .iter()
+                .map(|(_, c)| ids(&c.members))
+                .collect::<Vec<_>>(),
         );
     outbox
         .bind_events(query, &events)
@@ -550,8 +562,8 @@ pub async fn insert_consent(
     c: &Consent,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO referrals.consents (id, referral_id, given_by, given_by_role, given_at, scopes)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO referrals.consents (id, referral_id, given_by, given_by_role, given_at, scopes, members)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(c.id)
     .bind(referral_id)
@@ -559,9 +571,252 @@ pub async fn insert_consent(
     .bind(c.given_by_role.to_db())
     .bind(c.given_at)
     .bind(names(&c.scopes))
+    .bind(&c.members)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Saves the Parenting Order recorded on a referral (replacing any before it).
+pub async fn save_order(conn: &mut PgConnection, r: &Referral) -> Result<(), sqlx::Error> {
+    let o = r.order.as_ref();
+    sqlx::query(
+        "UPDATE referrals.referrals
+            SET order_court = $2, order_made = $3, order_expires = $4, order_officer_org = $5,
+                order_officer_service = $6, order_officer_name = $7, order_bound_members = $8
+          WHERE id = $1",
+    )
+    .bind(r.id)
+    .bind(o.map(|o| o.court.as_str()))
+    .bind(o.map(|o| o.made))
+    .bind(o.map(|o| o.expires))
+    .bind(o.map(|o| o.officer_org.as_str()))
+    .bind(o.map(|o| o.officer_service.to_db()))
+    .bind(o.map(|o| o.officer_name.as_str()))
+    .bind(o.map(|o| o.bound_members.clone()))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Saves a correction: the referral's corrected parts, its members as it now names
+/// them (changed ones updated, added ones inserted), and the corrected identities
+/// (names, dates, NHS numbers) later referrals are matched against.
+pub async fn save_correction(
+    conn: &mut PgConnection,
+    r: &Referral,
+    corrected: &Corrected,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE referrals.referrals
+            SET address_lines = $2, postcode = $3, engagement_note = $4, language = $5, interpreter = $6,
+                accessibility = $7, creche = $8, transport = $9, preferred_times = $10, updated_at = $11
+          WHERE id = $1",
+    )
+    .bind(r.id)
+    .bind(&r.address_lines)
+    .bind(&r.postcode)
+    .bind(&r.engagement_note)
+    .bind(&r.access.language)
+    .bind(r.access.interpreter)
+    .bind(&r.access.accessibility)
+    .bind(r.access.creche)
+    .bind(r.access.transport)
+    .bind(names(&r.access.preferred_times))
+    .bind(r.updated_at)
+    .execute(&mut *conn)
+    .await?;
+    let touched: Vec<Uuid> = corrected
+        .changed_members
+        .iter()
+        .chain(&corrected.added_members)
+        .copied()
+        .collect();
+    let people = r
+        .children
+        .iter()
+        .map(MemberRow::child)
+        .chain(r.adults.iter().map(MemberRow::adult))
+        .zip(1..)
+        .filter(|(m, _)| touched.contains(&m.id));
+    for (m, position) in people {
+        let added = corrected.added_members.contains(&m.id);
+        if added {
+            sqlx::query(
+                "INSERT INTO referrals.family_members
+                   (id, family_id, receiving_area, kind, given_name, family_name, name_key, date_of_birth,
+                    due_date, nhs_number, ethnicity, role, phone, postcode, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(m.id)
+            .bind(r.family_id)
+            .bind(&r.receiving_area)
+            .bind(m.kind)
+            .bind(m.given)
+            .bind(m.family)
+            .bind(name_key(m.given, m.family))
+            .bind(m.dob)
+            .bind(m.due)
+            .bind(m.nhs)
+            .bind(m.ethnicity)
+            .bind(m.role)
+            .bind(m.phone)
+            .bind(&r.postcode)
+            .bind(r.updated_at)
+            .execute(&mut *conn)
+            .await?;
+        } else {
+            sqlx::query(
+                "UPDATE referrals.family_members
+                    SET given_name = $2, family_name = $3, name_key = $4, date_of_birth = $5, due_date = $6,
+                        nhs_number = $7
+                  WHERE id = $1",
+            )
+            .bind(m.id)
+            .bind(m.given)
+            .bind(m.family)
+            .bind(name_key(m.given, m.family))
+            .bind(m.dob)
+            .bind(m.due)
+            .bind(m.nhs)
+            .execute(&mut *conn)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO referrals.referral_members
+               (referral_id, member_id, position, kind, given_name, family_name, date_of_birth, due_date,
+                nhs_number, ethnicity, role, phone, email, preferred_contact)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (referral_id, member_id) DO UPDATE
+                SET given_name = excluded.given_name, family_name = excluded.family_name,
+                    date_of_birth = excluded.date_of_birth, due_date = excluded.due_date,
+                    nhs_number = excluded.nhs_number, ethnicity = excluded.ethnicity, role = excluded.role,
+                    phone = excluded.phone, email = excluded.email,
+                    preferred_contact = excluded.preferred_contact",
+        )
+        .bind(r.id)
+        .bind(m.id)
+        .bind(position)
+        .bind(m.kind)
+        .bind(m.given)
+        .bind(m.family)
+        .bind(m.dob)
+        .bind(m.due)
+        .bind(m.nhs)
+        .bind(m.ethnicity)
+        .bind(m.role)
+        .bind(m.phone)
+        .bind(m.email)
+        .bind(m.preferred)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// One person's row, as the member tables hold them.
+struct MemberRow<'a> {
+    id: Uuid,
+    kind: &'static str,
+    given: &'a str,
+    family: &'a str,
+    dob: Option<NaiveDate>,
+    due: Option<NaiveDate>,
+    nhs: Option<&'a str>,
+    ethnicity: &'a str,
+    role: Option<&'static str>,
+    phone: &'a str,
+    email: &'a str,
+    preferred: Option<&'static str>,
+}
+
+impl<'a> MemberRow<'a> {
+    fn child(c: &'a Child) -> MemberRow<'a> {
+        MemberRow {
+            id: c.member_id,
+            kind: "child",
+            given: &c.given_name,
+            family: &c.family_name,
+            dob: c.date_of_birth,
+            due: c.due_date,
+            nhs: c.nhs_number.as_deref(),
+            ethnicity: &c.ethnicity,
+            role: None,
+            phone: "",
+            email: "",
+            preferred: None,
+        }
+    }
+
+    fn adult(a: &'a Adult) -> MemberRow<'a> {
+        MemberRow {
+            id: a.member_id,
+            kind: "adult",
+            given: &a.given_name,
+            family: &a.family_name,
+            dob: a.date_of_birth,
+            due: None,
+            nhs: None,
+            ethnicity: &a.ethnicity,
+            role: Some(a.role.to_db()),
+            phone: &a.phone,
+            email: &a.email,
+            preferred: preferred(a.preferred_contact),
+        }
+    }
+}
+
+/// The consents and Parenting Orders recorded on every referral of `family` in
+/// `area`: what the consent-in-force rule weighs.
+pub async fn family_consents_and_orders(
+    conn: &mut PgConnection,
+    family: Uuid,
+    area: &str,
+) -> Result<(Vec<(Uuid, Consent)>, Vec<(Uuid, ParentingOrder)>), sqlx::Error> {
+    let consents = sqlx::query(
+        "SELECT c.id, c.referral_id, c.given_by, c.given_by_role, c.given_at, c.scopes, c.members,
+                c.withdrawn_at, c.withdraw_reason
+           FROM referrals.consents c JOIN referrals.referrals r ON r.id = c.referral_id
+          WHERE r.family_id = $1 AND r.receiving_area = $2",
+    )
+    .bind(family)
+    .bind(area)
+    .fetch_all(&mut *conn)
+    .await?;
+    let orders = sqlx::query(&format!(
+        "SELECT {REFERRAL_COLUMNS} FROM referrals.referrals
+          WHERE family_id = $1 AND receiving_area = $2 AND order_court IS NOT NULL"
+    ))
+    .bind(family)
+    .bind(area)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok((
+        consents
+            .iter()
+            .map(|row| (row.get("referral_id"), consent_from_row(row)))
+            .collect(),
+        orders
+            .iter()
+            .filter_map(|row| {
+                let r = referral_from_row(row);
+                r.order.map(|o| (r.id, o))
+            })
+            .collect(),
+    ))
+}
+
+fn consent_from_row(row: &PgRow) -> Consent {
+    Consent {
+        id: row.get("id"),
+        given_by: row.get("given_by"),
+        given_by_role: ParentingRole::from_db(row.get("given_by_role")),
+        given_at: row.get("given_at"),
+        scopes: parse_all(row.get("scopes")),
+        members: row.get("members"),
+        withdrawn_at: row.get("withdrawn_at"),
+        withdraw_reason: row.get("withdraw_reason"),
+    }
 }
 
 pub async fn withdraw_consent(conn: &mut PgConnection, c: &Consent) -> Result<(), sqlx::Error> {
@@ -625,8 +880,9 @@ pub async fn save_progress(conn: &mut PgConnection, r: &Referral) -> Result<(), 
 const REFERRAL_COLUMNS: &str = "id, receiving_area, referring_org, created_by, referrer_name, referrer_job_title,
     referrer_contact, source, family_id, linked_existing, reasons, description, urgency, safeguarding, language,
     interpreter, accessibility, creche, transport, preferred_times, postcode, route, order_court, order_made,
-    order_expires, order_officer_org, order_officer_service, order_officer_name, state, decided_by_org, decided_by,
-    decision_reason, decline_reason, decision_destination, received_at, first_contact_at, decided_at, updated_at";
+    order_expires, order_officer_org, order_officer_service, order_officer_name, order_bound_members, state,
+    decided_by_org, decided_by, decision_reason, decline_reason, decision_destination, received_at, first_contact_at,
+    decided_at, updated_at, address_lines, engagement_note";
 
 /// Loads one referral, locking it for the rest of the transaction when `for_update`.
 pub async fn load_one(
@@ -660,7 +916,7 @@ pub async fn load(
 
     let members = sqlx::query(
         "SELECT referral_id, member_id AS id, kind, given_name, family_name, date_of_birth, due_date,
-                nhs_number, ethnicity, role, phone
+                nhs_number, ethnicity, role, phone, email, preferred_contact
            FROM referrals.referral_members
           WHERE referral_id = ANY($1) ORDER BY referral_id, position",
     )
@@ -674,7 +930,8 @@ pub async fn load(
     }
 
     let consents = sqlx::query(
-        "SELECT id, referral_id, given_by, given_by_role, given_at, scopes, withdrawn_at, withdraw_reason
+        "SELECT id, referral_id, given_by, given_by_role, given_at, scopes, members, withdrawn_at,
+                withdraw_reason
            FROM referrals.consents WHERE referral_id = ANY($1) ORDER BY given_at, id",
     )
     .bind(ids)
@@ -682,15 +939,7 @@ pub async fn load(
     .await?;
     for row in &consents {
         if let Some(r) = by_id.get_mut(&row.get::<Uuid, _>("referral_id")) {
-            r.consents.push(Consent {
-                id: row.get("id"),
-                given_by: row.get("given_by"),
-                given_by_role: ParentingRole::from_db(row.get("given_by_role")),
-                given_at: row.get("given_at"),
-                scopes: parse_all(row.get("scopes")),
-                withdrawn_at: row.get("withdrawn_at"),
-                withdraw_reason: row.get("withdraw_reason"),
-            });
+            r.consents.push(consent_from_row(row));
         }
     }
 
@@ -736,6 +985,10 @@ fn push_member(children: &mut Vec<Child>, adults: &mut Vec<Adult>, row: &PgRow) 
             date_of_birth: row.get("date_of_birth"),
             ethnicity: row.get("ethnicity"),
             phone: row.get("phone"),
+            email: row.get("email"),
+            preferred_contact: row
+                .get::<Option<String>, _>("preferred_contact")
+                .map_or(ContactMethod::Unspecified, |m| ContactMethod::from_db(&m)),
         });
     }
 }
@@ -760,6 +1013,9 @@ fn referral_from_row(row: &PgRow) -> Referral {
             ),
             officer_name: row
                 .get::<Option<String>, _>("order_officer_name")
+                .unwrap_or_default(),
+            bound_members: row
+                .get::<Option<Vec<Uuid>>, _>("order_bound_members")
                 .unwrap_or_default(),
         });
     let state = State::from_db(row.get("state"));
@@ -811,6 +1067,8 @@ fn referral_from_row(row: &PgRow) -> Referral {
             preferred_times: parse_all(row.get("preferred_times")),
         },
         postcode: row.get("postcode"),
+        address_lines: row.get("address_lines"),
+        engagement_note: row.get("engagement_note"),
         route: Route::from_db(row.get("route")),
         order,
         state,
@@ -918,7 +1176,8 @@ pub async fn members_of(
     let rows = sqlx::query(
         "SELECT * FROM (
              SELECT DISTINCT ON (rm.member_id) rm.member_id AS id, rm.kind, rm.given_name, rm.family_name,
-                    rm.date_of_birth, rm.due_date, rm.nhs_number, rm.ethnicity, rm.role, rm.phone,
+                    rm.date_of_birth, rm.due_date, rm.nhs_number, rm.ethnicity, rm.role, rm.phone, rm.email,
+                    rm.preferred_contact,
                     r.received_at, r.id AS referral_id, rm.position
                FROM referrals.referral_members rm JOIN referrals.referrals r ON r.id = rm.referral_id
               WHERE rm.referral_id = ANY($1)

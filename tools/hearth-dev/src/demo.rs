@@ -768,6 +768,8 @@ fn specs(anchor: DateTime<Utc>) -> Vec<Spec> {
             responsible_officer_organisation: "midlothian-yot".into(),
             responsible_officer_service: pb::ResponsibleOfficerService::YouthOffendingTeam as i32,
             responsible_officer_name: "Stuart Gillespie".into(),
+            bound_adult_indexes: vec![0],
+            ..Default::default()
         }),
         ..Default::default()
     };

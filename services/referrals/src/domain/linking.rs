@@ -148,7 +148,8 @@ pub struct Link {
 }
 
 /// Applies rules 5 and 6: brings `r` into the family its first matched child belongs
-/// to, giving the matched children and adults their known member ids.
+/// to, giving the matched children and adults their known member ids (in its
+/// consents and its order too).
 pub fn link(r: &mut Referral, found: &Matches) -> Link {
     let mut out = Link {
         new_members: r
@@ -181,7 +182,16 @@ pub fn link(r: &mut Referral, found: &Matches) -> Link {
                 .find(|(_, k, role)| *k == key && role == adult.role.as_str_name())
             {
                 out.new_members.remove(&adult.member_id);
-                adult.member_id = *id;
+                let was = std::mem::replace(&mut adult.member_id, *id);
+                let rename = |ids: &mut Vec<Uuid>| {
+                    for m in ids.iter_mut().filter(|m| **m == was) {
+                        *m = *id;
+                    }
+                };
+                r.consents.iter_mut().for_each(|c| rename(&mut c.members));
+                if let Some(o) = r.order.as_mut() {
+                    rename(&mut o.bound_members);
+                }
             }
         }
     }
@@ -215,6 +225,8 @@ mod tests {
             date_of_birth: None,
             ethnicity: String::new(),
             phone: String::new(),
+            email: String::new(),
+            preferred_contact: crate::domain::ContactMethod::Unspecified,
         }
     }
 
@@ -391,6 +403,17 @@ mod tests {
         };
         let ids: Vec<Uuid> = r.children.iter().map(|c| c.member_id).collect();
         let adult_ids: Vec<Uuid> = r.adults.iter().map(|a| a.member_id).collect();
+        // The consent covers, and an order binds, Dawn the mother and Sam.
+        r.consents[0].members = vec![adult_ids[0], adult_ids[2]];
+        r.order = Some(crate::domain::ParentingOrder {
+            court: "Court".into(),
+            made: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            expires: chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(),
+            officer_org: "yot".into(),
+            officer_service: crate::domain::ResponsibleOfficerService::YouthOffendingTeam,
+            officer_name: String::new(),
+            bound_members: vec![adult_ids[0]],
+        });
         let link = link(&mut r, &found);
 
         assert_eq!(link.family, Some((family, LinkMatch::NhsNumber)));
@@ -405,5 +428,8 @@ mod tests {
         assert_eq!(r.adults[1].member_id, adult_ids[1]);
         let new: HashSet<Uuid> = [ids[1], ids[2], adult_ids[1], adult_ids[2]].into();
         assert_eq!(link.new_members, new);
+        // The consent and the order follow Dawn to her known id.
+        assert_eq!(r.consents[0].members, [known_dawn, adult_ids[2]]);
+        assert_eq!(r.order.unwrap().bound_members, [known_dawn]);
     }
 }

@@ -2,6 +2,7 @@
 //! clocks (callers pass `now`), unit-tested here.
 
 pub mod access;
+pub mod correction;
 pub mod filter;
 pub mod linking;
 pub mod nhs;
@@ -11,9 +12,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use hearth_proto::referrals as pb;
 use uuid::Uuid;
 
+pub use correction::{Corrected, Correction};
 pub use pb::{
-    ConsentScope, ContactMethod, DeclineReason, ParentingRole, PreferredTime, Reason,
-    ResponsibleOfficerService, Route, Source, State, Urgency,
+    ConsentScope, ContactMethod, CorrectionReason, DeclineReason, ParentingRole, PreferredTime,
+    Reason, ResponsibleOfficerService, Route, Source, State, Urgency,
 };
 
 /// A new id for something made at `now`: a UUIDv7 (time-ordered) from the handler's
@@ -46,6 +48,10 @@ pub struct Referral {
     pub safeguarding: bool,
     pub access: AccessNeeds,
     pub postcode: String,
+    /// The postal address without the postcode: 0 to 5 lines.
+    pub address_lines: Vec<String>,
+    /// The referrer's note on how to engage with the family.
+    pub engagement_note: String,
     pub route: Route,
     pub order: Option<ParentingOrder>,
     pub state: State,
@@ -85,6 +91,9 @@ pub struct Adult {
     pub date_of_birth: Option<NaiveDate>,
     pub ethnicity: String,
     pub phone: String,
+    pub email: String,
+    /// How they prefer to be contacted (unspecified: no preference).
+    pub preferred_contact: ContactMethod,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -105,6 +114,8 @@ pub struct ParentingOrder {
     pub officer_org: String,
     pub officer_service: ResponsibleOfficerService,
     pub officer_name: String,
+    /// The adults (member ids) the order binds.
+    pub bound_members: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +125,8 @@ pub struct Consent {
     pub given_by_role: ParentingRole,
     pub given_at: DateTime<Utc>,
     pub scopes: Vec<ConsentScope>,
+    /// The adults (member ids) the consent covers.
+    pub members: Vec<Uuid>,
     pub withdrawn_at: Option<DateTime<Utc>>,
     pub withdraw_reason: String,
 }
@@ -178,13 +191,11 @@ pub enum RuleBroken {
     )]
     SafeguardingConcern,
     #[error(
-        "an assessment needs the family's explicit consent: record consent covering assessment first"
+        "an assessment needs the family's explicit consent, or a Parenting Order in force: record consent covering assessment first"
     )]
     ConsentRequired,
-    #[error(
-        "the referral is {0}; contacts and consents can only be recorded while it is received or accepted"
-    )]
-    Closed(&'static str),
+    #[error("the referral is {0}; {1}")]
+    Closed(&'static str, &'static str),
     #[error("this consent was already withdrawn")]
     ConsentAlreadyWithdrawn,
 }
@@ -194,8 +205,8 @@ impl RuleBroken {
         match self {
             RuleBroken::AlreadyDecided(_) => "REFERRAL_ALREADY_DECIDED",
             RuleBroken::SafeguardingConcern => "SAFEGUARDING_CONCERN",
-            RuleBroken::ConsentRequired => "CONSENT_REQUIRED",
-            RuleBroken::Closed(_) => "REFERRAL_CLOSED",
+            RuleBroken::ConsentRequired => "ASSESSMENT_CONSENT_REQUIRED",
+            RuleBroken::Closed(..) => "REFERRAL_CLOSED",
             RuleBroken::ConsentAlreadyWithdrawn => "CONSENT_ALREADY_WITHDRAWN",
         }
     }
@@ -215,16 +226,12 @@ pub fn state_word(s: State) -> &'static str {
 }
 
 impl Referral {
-    /// Whether the family has consented to an assessment and not withdrawn it.
-    pub fn has_assessment_consent(&self) -> bool {
-        self.consents
-            .iter()
-            .any(|c| c.is_active() && c.scopes.contains(&ConsentScope::Assessment))
-    }
-
     /// Checks a triage decision against the state graph and the rules:
     /// received → accepted | signposted | redirected | declined | withdrawn.
-    pub fn check_decision(&self, verb: Verb) -> Result<State, RuleBroken> {
+    /// `assessment_basis`: whether the consent-in-force rule finds an assessment
+    /// consent, or an order standing in, across the family's referrals in the area
+    /// (`hearth_platform::consent`).
+    pub fn check_decision(&self, verb: Verb, assessment_basis: bool) -> Result<State, RuleBroken> {
         if self.state != State::Received {
             return Err(RuleBroken::AlreadyDecided(state_word(self.state)));
         }
@@ -232,9 +239,7 @@ impl Referral {
             Verb::Signpost | Verb::Decline if self.safeguarding => {
                 Err(RuleBroken::SafeguardingConcern)
             }
-            Verb::Accept if self.route != Route::CourtOrdered && !self.has_assessment_consent() => {
-                Err(RuleBroken::ConsentRequired)
-            }
+            Verb::Accept if !assessment_basis => Err(RuleBroken::ConsentRequired),
             _ => Ok(verb.target()),
         }
     }
@@ -247,12 +252,41 @@ impl Referral {
         self.decision = Some(decision);
     }
 
-    /// Contacts and consents are recorded while the referral is live.
+    /// Contacts and Parenting Orders are recorded while the referral is live.
     pub fn check_open(&self) -> Result<(), RuleBroken> {
         match self.state {
             State::Received | State::Accepted => Ok(()),
-            s => Err(RuleBroken::Closed(state_word(s))),
+            s => Err(RuleBroken::Closed(
+                state_word(s),
+                "contacts and Parenting Orders can only be recorded while it is received or accepted",
+            )),
         }
+    }
+
+    /// Consents are recorded while the referral is live, and after signposting (a
+    /// signposted family may consent to a programme referral for a universal offer).
+    pub fn check_takes_consent(&self) -> Result<(), RuleBroken> {
+        match self.state {
+            State::Received | State::Accepted | State::Signposted => Ok(()),
+            s => Err(RuleBroken::Closed(
+                state_word(s),
+                "consents can only be recorded while it is received, accepted or signposted",
+            )),
+        }
+    }
+
+    /// Records a Parenting Order (an order made after the referral, or one replacing
+    /// the order recorded on it); says whether it replaced one. Call after
+    /// [`Referral::check_open`].
+    pub fn record_order(&mut self, order: ParentingOrder, now: DateTime<Utc>) -> bool {
+        let replaced = self.order.replace(order).is_some();
+        self.updated_at = now;
+        replaced
+    }
+
+    /// The adults' member ids.
+    pub fn adult_ids(&self) -> Vec<Uuid> {
+        self.adults.iter().map(|a| a.member_id).collect()
     }
 
     /// Adds a contact; returns true when it is the first successful one, which sets
@@ -315,6 +349,8 @@ pub(crate) mod tests {
             safeguarding: false,
             access: AccessNeeds::default(),
             postcode: "EH22 1AB".into(),
+            address_lines: vec![],
+            engagement_note: String::new(),
             route: Route::Voluntary,
             order: None,
             state: State::Received,
@@ -325,6 +361,7 @@ pub(crate) mod tests {
                 given_by_role: ParentingRole::Mother,
                 given_at: now,
                 scopes: vec![ConsentScope::Assessment],
+                members: vec![],
                 withdrawn_at: None,
                 withdraw_reason: String::new(),
             }],
@@ -359,7 +396,7 @@ pub(crate) mod tests {
             Verb::Withdraw,
         ] {
             let mut r = sample(now);
-            let to = r.check_decision(verb).unwrap();
+            let to = r.check_decision(verb, true).unwrap();
             assert_eq!(to, verb.target());
             r.decide(decision(to, now));
             for again in [
@@ -370,7 +407,10 @@ pub(crate) mod tests {
                 Verb::Withdraw,
             ] {
                 assert!(
-                    matches!(r.check_decision(again), Err(RuleBroken::AlreadyDecided(_))),
+                    matches!(
+                        r.check_decision(again, true),
+                        Err(RuleBroken::AlreadyDecided(_))
+                    ),
                     "{verb:?} then {again:?}"
                 );
             }
@@ -383,34 +423,61 @@ pub(crate) mod tests {
         let mut r = sample(now);
         r.safeguarding = true;
         assert_eq!(
-            r.check_decision(Verb::Signpost),
+            r.check_decision(Verb::Signpost, true),
             Err(RuleBroken::SafeguardingConcern)
         );
         assert_eq!(
-            r.check_decision(Verb::Decline),
+            r.check_decision(Verb::Decline, true),
             Err(RuleBroken::SafeguardingConcern)
         );
-        assert_eq!(r.check_decision(Verb::Redirect), Ok(State::Redirected));
-        assert_eq!(r.check_decision(Verb::Accept), Ok(State::Accepted));
-        assert_eq!(r.check_decision(Verb::Withdraw), Ok(State::Withdrawn));
+        assert_eq!(
+            r.check_decision(Verb::Redirect, true),
+            Ok(State::Redirected)
+        );
+        assert_eq!(r.check_decision(Verb::Accept, true), Ok(State::Accepted));
+        assert_eq!(r.check_decision(Verb::Withdraw, true), Ok(State::Withdrawn));
     }
 
     #[test]
-    fn accepting_needs_live_assessment_consent_unless_court_ordered() {
+    fn accepting_needs_an_assessment_basis_and_a_consent_is_withdrawn_once() {
         let now = Utc::now();
         let mut r = sample(now);
-        let id = r.consents[0].id;
-        r.withdraw_consent(id, now, "changed mind", now).unwrap();
         assert_eq!(
-            r.check_decision(Verb::Accept),
+            r.check_decision(Verb::Accept, false),
             Err(RuleBroken::ConsentRequired)
         );
-        r.route = Route::CourtOrdered;
-        assert_eq!(r.check_decision(Verb::Accept), Ok(State::Accepted));
+        assert_eq!(
+            RuleBroken::ConsentRequired.reason(),
+            "ASSESSMENT_CONSENT_REQUIRED"
+        );
+        // Other decisions need no consent.
+        assert_eq!(
+            r.check_decision(Verb::Redirect, false),
+            Ok(State::Redirected)
+        );
+        let id = r.consents[0].id;
+        r.withdraw_consent(id, now, "changed mind", now).unwrap();
         assert_eq!(
             r.withdraw_consent(id, now, "again", now).unwrap_err(),
             RuleBroken::ConsentAlreadyWithdrawn
         );
+    }
+
+    #[test]
+    fn consents_follow_a_signposting_and_orders_only_a_live_referral() {
+        let now = Utc::now();
+        let mut r = sample(now);
+        r.decide(decision(State::Signposted, now));
+        assert!(r.check_takes_consent().is_ok());
+        assert!(matches!(
+            r.check_open(),
+            Err(RuleBroken::Closed("signposted", _))
+        ));
+        r.state = State::Declined;
+        assert!(matches!(
+            r.check_takes_consent(),
+            Err(RuleBroken::Closed("declined", _))
+        ));
     }
 
     #[test]
@@ -448,6 +515,9 @@ pub(crate) mod tests {
         let mut r = sample(now);
         assert!(r.check_open().is_ok());
         r.decide(decision(State::Declined, now));
-        assert_eq!(r.check_open(), Err(RuleBroken::Closed("declined")));
+        assert!(matches!(
+            r.check_open(),
+            Err(RuleBroken::Closed("declined", _))
+        ));
     }
 }

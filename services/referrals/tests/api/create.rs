@@ -24,6 +24,8 @@ fn court_ordered(r: &mut pb::Referral, change: impl FnOnce(&mut pb::ParentingOrd
         responsible_officer_organisation: "midlothian-yot".into(),
         responsible_officer_service: pb::ResponsibleOfficerService::YouthOffendingTeam as i32,
         responsible_officer_name: "K. Murray".into(),
+        bound_adult_indexes: vec![0],
+        ..Default::default()
     };
     change(&mut order);
     r.parenting_order = Some(order);
@@ -214,6 +216,8 @@ async fn every_bad_field_is_named_and_nothing_is_written() {
                     responsible_officer_service: pb::ResponsibleOfficerService::YouthOffendingTeam
                         as i32,
                     responsible_officer_name: String::new(),
+                    bound_adult_indexes: vec![0],
+                    ..Default::default()
                 });
             }),
         ),

@@ -9,5 +9,6 @@ mod intake;
 mod linking;
 mod list_get;
 mod notes;
+mod orders_and_corrections;
 mod server;
 mod triage;

@@ -119,7 +119,11 @@ async fn consent_is_recorded_withdrawn_and_honoured_by_triage() {
         })
         .await
         .unwrap_err();
-    assert_status(&err, Code::FailedPrecondition, "CONSENT_REQUIRED");
+    assert_status(
+        &err,
+        Code::FailedPrecondition,
+        "ASSESSMENT_CONSENT_REQUIRED",
+    );
 
     let with_consent = app
         .referrer()
@@ -158,7 +162,11 @@ async fn consent_is_recorded_withdrawn_and_honoured_by_triage() {
         })
         .await
         .unwrap_err();
-    assert_status(&err, Code::FailedPrecondition, "CONSENT_REQUIRED");
+    assert_status(
+        &err,
+        Code::FailedPrecondition,
+        "ASSESSMENT_CONSENT_REQUIRED",
+    );
     let err = t
         .withdraw_consent(pb::WithdrawConsentRequest {
             name: consent.clone(),
@@ -481,16 +489,33 @@ async fn consent_cannot_be_recorded_once_the_referral_is_closed() {
     .await
     .unwrap();
     closed.push(r.name);
-    let r = app.create(referral()).await;
+    // A signposted family may still consent, to a programme referral for a universal
+    // offer.
+    let signposted = app.create(referral()).await;
     t.signpost_referral(pb::SignpostReferralRequest {
-        name: r.name.clone(),
+        name: signposted.name.clone(),
         request_id: rid(),
         signposted_to: "Sleep leaflet".into(),
         reason: "Universal information meets the need".into(),
     })
     .await
     .unwrap();
-    closed.push(r.name);
+    let mut programme = assessment_consent();
+    programme.scopes = vec![pb::ConsentScope::ProgrammeReferral as i32];
+    let with = app
+        .referrer()
+        .record_consent(pb::RecordConsentRequest {
+            name: signposted.name.clone(),
+            request_id: rid(),
+            consent: Some(programme),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    assert_eq!(with.state, pb::State::Signposted as i32);
+    assert_eq!(with.consents.len(), 2);
     let r = app.create(referral()).await;
     t.redirect_referral(pb::RedirectReferralRequest {
         name: r.name.clone(),

@@ -206,7 +206,11 @@ async fn a_safeguarding_concern_cannot_be_signposted_or_declined() {
     let err = apply(&mut triage, Verb::Accept, &r.name, &rid())
         .await
         .unwrap_err();
-    assert_status(&err, Code::FailedPrecondition, "CONSENT_REQUIRED");
+    assert_status(
+        &err,
+        Code::FailedPrecondition,
+        "ASSESSMENT_CONSENT_REQUIRED",
+    );
     let redirected = apply(&mut triage, Verb::Redirect, &r.name, &rid())
         .await
         .unwrap();
@@ -231,6 +235,8 @@ async fn a_court_ordered_referral_is_accepted_without_assessment_consent() {
         responsible_officer_organisation: "midlothian-yot".into(),
         responsible_officer_service: pb::ResponsibleOfficerService::YouthOffendingTeam as i32,
         responsible_officer_name: "K. Murray".into(),
+        bound_adult_indexes: vec![0],
+        ..Default::default()
     });
     let created = app.create(r).await;
     assert_eq!(
