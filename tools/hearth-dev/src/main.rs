@@ -82,13 +82,13 @@ fn dispatch(raw: Vec<String>) -> Result<()> {
         }
         "bench" => {
             let args = Args::parse(rest, &["seconds", "concurrency"])?;
-            let seconds = args.number("seconds", 10)?;
+            let seconds = args.number("seconds", bench::DEFAULT_SECONDS)?;
             if seconds == 0 {
                 bail!("--seconds must be at least 1");
             }
             let opts = bench::BenchOptions {
                 seconds,
-                concurrency: args.number_list("concurrency", &[1, 4, 16, 32, 64, 128])?,
+                concurrency: args.number_list("concurrency", &bench::DEFAULT_CONCURRENCY)?,
             };
             runtime()?.block_on(bench::bench(opts))
         }
