@@ -39,9 +39,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     write_event_catalogue(&out_dir)?;
     write_enum_names(&out_dir)?;
 
-    println!("cargo:rerun-if-changed={}", proto_root.display());
+    // Relative to this package, so that each checkout sharing the target directory is
+    // watched in its own tree (an absolute path would watch whichever checkout built
+    // last, and another checkout's changed protos would not regenerate the code).
+    println!("cargo:rerun-if-changed=../../proto");
     for f in &files {
-        println!("cargo:rerun-if-changed={}", f.display());
+        if let Ok(rel) = f.strip_prefix(&proto_root) {
+            println!("cargo:rerun-if-changed=../../proto/{}", rel.display());
+        }
     }
     Ok(())
 }

@@ -42,7 +42,23 @@ impl Service for FunnelService {
             service::consumer_of(&referral_events::STREAM, DURABLE),
             Funnel,
         );
+        w.family_directory(NoFamilies);
         Ok(())
+    }
+}
+
+/// The funnel keeps referrals' states, no family's records.
+struct NoFamilies;
+
+impl hearth_platform::access_service::Directory for NoFamilies {
+    fn receiving_area<'a>(
+        &'a self,
+        _: &'a mut sqlx::PgConnection,
+        _: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<String>, sqlx::Error>> + Send + 'a>,
+    > {
+        Box::pin(async { Ok(None) })
     }
 }
 

@@ -32,16 +32,19 @@ pub enum Role {
     Coordinator,
     Analyst,
     Admin,
+    /// The data protection officer: reads the audit log, sees no family's records.
+    Dpo,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Referrer,
         Role::Triage,
         Role::Practitioner,
         Role::Coordinator,
         Role::Analyst,
         Role::Admin,
+        Role::Dpo,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +55,7 @@ impl Role {
             Role::Coordinator => "coordinator",
             Role::Analyst => "analyst",
             Role::Admin => "admin",
+            Role::Dpo => "dpo",
         }
     }
 

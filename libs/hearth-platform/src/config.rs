@@ -119,8 +119,13 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 pub struct ServiceConfig {
     /// `HEARTH_GRPC_ADDR`: where to listen.
     pub grpc_addr: SocketAddr,
-    /// `HEARTH_DATABASE_URL` (required).
+    /// `HEARTH_DATABASE_URL` (required): the role the service serves as, which may
+    /// only insert into and read its audit log.
     pub database_url: Secret<String>,
+    /// `HEARTH_DATABASE_OWNER_URL`: the schema's owner, for migrations. When set,
+    /// `serve` migrates with it first (and grants the serving role what it needs);
+    /// when unset, migrations are left to `migrate`.
+    pub database_owner_url: Option<Secret<String>>,
     /// `HEARTH_DATABASE_MAX_CONNECTIONS` (default 16).
     pub database_max_connections: u32,
     /// `HEARTH_NATS_URL` (default `nats://127.0.0.1:4222`). May carry a user and
@@ -148,6 +153,13 @@ pub struct ServiceConfig {
     /// `HEARTH_REQUEST_ID_RETENTION_HOURS` (default 168, at least 24): how long a
     /// request id is remembered; a retry after that is a new call.
     pub request_id_retention: Duration,
+    /// `HEARTH_AUDIT_SEAL_KEY` (required, at least 32 characters): the HMAC key that
+    /// seals the audit log. Kept out of the database, so that a chain recomputed after
+    /// an edit is caught; every replica needs the same one.
+    pub audit_seal_key: Secret<Vec<u8>>,
+    /// `HEARTH_BREAK_GLASS_MINUTES` (default 180, 5 to 1440): how long an emergency
+    /// grant lasts.
+    pub break_glass: Duration,
     /// How the service logs and traces.
     pub telemetry: TelemetryConfig,
 }
@@ -155,6 +167,10 @@ pub struct ServiceConfig {
 /// Request ids are kept a week unless configured otherwise (our default; at least a
 /// day, so that a partner system's overnight retry is still recognised).
 pub const DEFAULT_REQUEST_ID_RETENTION_HOURS: u64 = 7 * 24;
+
+/// An emergency grant lasts three hours unless configured otherwise (our default:
+/// a working shift's emergency, then the DPO's review).
+pub const DEFAULT_BREAK_GLASS_MINUTES: u64 = 180;
 
 /// Logs and traces, read with the rest of the configuration so that telemetry starts
 /// with settings already checked.
@@ -275,6 +291,16 @@ impl ServiceConfig {
                 problem: "must be a postgres:// URL".into(),
             });
         }
+        let database_owner_url = env.optional("HEARTH_DATABASE_OWNER_URL");
+        if let Some(u) = &database_owner_url
+            && !u.starts_with("postgres://")
+            && !u.starts_with("postgresql://")
+        {
+            return Err(ConfigError {
+                var: "HEARTH_DATABASE_OWNER_URL".into(),
+                problem: "must be a postgres:// URL".into(),
+            });
+        }
         let nats_url = env.or("HEARTH_NATS_URL", "nats://127.0.0.1:4222");
         if !nats_url.starts_with("nats://") && !nats_url.starts_with("tls://") {
             return Err(ConfigError {
@@ -295,6 +321,7 @@ impl ServiceConfig {
         Ok(ServiceConfig {
             grpc_addr,
             database_url: Secret::new(database_url),
+            database_owner_url: database_owner_url.map(Secret::new),
             database_max_connections: env.bounded_or(
                 "HEARTH_DATABASE_MAX_CONNECTIONS",
                 16,
@@ -328,6 +355,15 @@ impl ServiceConfig {
                     24 * 366,
                 )?,
             ),
+            audit_seal_key: env.secret("HEARTH_AUDIT_SEAL_KEY", 32)?,
+            break_glass: Duration::from_secs(
+                60 * env.bounded_or(
+                    "HEARTH_BREAK_GLASS_MINUTES",
+                    DEFAULT_BREAK_GLASS_MINUTES,
+                    5,
+                    1440,
+                )?,
+            ),
             telemetry: TelemetryConfig::from_env(env)?,
         })
     }
@@ -355,6 +391,7 @@ mod tests {
             "HEARTH_PAGE_TOKEN_SECRET",
             "0123456789abcdef0123456789abcdef",
         ),
+        ("HEARTH_AUDIT_SEAL_KEY", "fedcba9876543210fedcba9876543210"),
     ];
 
     #[test]
@@ -395,6 +432,16 @@ mod tests {
         bad.push(("HEARTH_REQUEST_ID_RETENTION_HOURS", "23"));
         let err = ServiceConfig::from_env(&env(&bad), 1).unwrap_err();
         assert_eq!(err.var, "HEARTH_REQUEST_ID_RETENTION_HOURS");
+        assert!(!format!("{cfg:?}").contains("fedcba9876543210"));
+        assert_eq!(cfg.break_glass, Duration::from_secs(3 * 3600));
+        let mut bad = BASE.to_vec();
+        bad.retain(|(k, _)| *k != "HEARTH_AUDIT_SEAL_KEY");
+        let err = ServiceConfig::from_env(&env(&bad), 1).unwrap_err();
+        assert_eq!(err.var, "HEARTH_AUDIT_SEAL_KEY");
+        let mut bad = BASE.to_vec();
+        bad.push(("HEARTH_DATABASE_OWNER_URL", "mysql://x"));
+        let err = ServiceConfig::from_env(&env(&bad), 1).unwrap_err();
+        assert_eq!(err.var, "HEARTH_DATABASE_OWNER_URL");
     }
 
     #[test]

@@ -109,7 +109,8 @@ pub async fn connect(
 }
 
 /// Creates the service's schema and the shared tables (outbox, inbox, dead letters,
-/// request-id claims), then applies the service's own migrations. Safe to run from several replicas at once:
+/// request-id claims, audit log, relationships), then applies the service's own
+/// migrations. Safe to run from several replicas at once:
 /// the shared DDL runs under a transaction-scoped advisory lock, and sqlx locks its own
 /// migration run.
 pub async fn migrate(
@@ -122,6 +123,8 @@ pub async fn migrate(
         .into_iter()
         .chain(crate::inbox::schema_sql(schema))
         .chain(crate::idempotency::schema_sql(schema))
+        .chain(crate::audit::schema_sql(schema))
+        .chain(crate::access::schema_sql(schema))
         .collect();
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
@@ -137,4 +140,59 @@ pub async fn migrate(
     // Through the pool: its connections put `schema` first on the search path, so the
     // migrations table is created there.
     migrator.run(pool).await
+}
+
+/// The role a connection URL logs in as.
+pub fn role_of(url: &Secret<String>) -> Result<String, sqlx::Error> {
+    let options: PgConnectOptions = url.expose().parse()?;
+    Ok(options.get_username().to_owned())
+}
+
+/// Run by the schema's owner after migrating: lets `role` (the role the service serves
+/// as) use the schema, read and write its tables, but only insert into and read the
+/// audit log.
+pub async fn grant_serving_role(
+    pool: &PgPool,
+    schema: &str,
+    role: &str,
+) -> Result<(), sqlx::Error> {
+    let s = check_schema_name(schema);
+    let role = format!("\"{}\"", role.replace('"', "\"\""));
+    let mut tx = pool.begin().await?;
+    for stmt in [
+        format!("GRANT USAGE ON SCHEMA {s} TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {role}"),
+        format!("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {s} TO {role}"),
+        format!("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {s} TO {role}"),
+        format!("REVOKE UPDATE, DELETE, TRUNCATE ON {s}.audit_log FROM {role}"),
+        format!("REVOKE ALL ON {s}._sqlx_migrations FROM {role}"),
+    ] {
+        sqlx::query(&stmt).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// Refuses to serve as a role that may change the audit log (a superuser, or the
+/// schema's owner): the log is append-only because the service cannot do otherwise.
+pub async fn check_serving_role(pool: &PgPool, schema: &str) -> Result<(), String> {
+    let s = check_schema_name(schema);
+    let table = format!("{s}.audit_log");
+    let (role, can_change): (String, bool) = sqlx::query_as(
+        "SELECT current_user::text,
+                has_table_privilege(current_user, $1, 'UPDATE')
+             OR has_table_privilege(current_user, $1, 'DELETE')
+             OR has_table_privilege(current_user, $1, 'TRUNCATE')
+             OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+    )
+    .bind(&table)
+    .fetch_one(pool)
+    .await
+    .map_err(|e| format!("cannot check the serving role: {e}"))?;
+    if can_change {
+        return Err(format!(
+            "HEARTH_DATABASE_URL: role {role:?} may change the audit log {table}; serve as a role that may only \
+             insert into and read it, and migrate with HEARTH_DATABASE_OWNER_URL (docs/ARCHITECTURE.md, \"Database roles\")"
+        ));
+    }
+    Ok(())
 }

@@ -276,9 +276,22 @@ impl<H: Handler> Inbox<H> {
     /// Consumes until `cancel` fires, reconnecting after errors.
     pub async fn run(&self, cancel: CancellationToken) {
         let mut backoff = Duration::from_millis(200);
+        let mut waiting_for_stream = false;
         while !cancel.is_cancelled() {
             match self.consume(&cancel).await {
                 Ok(()) => return,
+                // The producing service has not run yet (its relay makes the stream):
+                // say so once, and look again every second.
+                Err(InboxError::Nats(e)) if e.contains("stream not found") => {
+                    if !waiting_for_stream {
+                        tracing::info!(consumer = %self.spec.durable, stream = %self.spec.stream, "waiting for the stream to exist");
+                        waiting_for_stream = true;
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
                 Err(err) => {
                     tracing::warn!(consumer = %self.spec.durable, error = %err, "inbox interrupted; retrying");
                     tokio::select! {

@@ -14,9 +14,14 @@
 //! - [`page`], [`filter`]: signed page tokens and the AIP-160 filter subset.
 //! - [`validate`], [`clock`]: the shared field validators and the service clock.
 //! - [`consent`]: the one rule for "consent in force" every service applies.
+//! - [`access`], [`audit`], [`access_service`]: who may see a family's records, the
+//!   record of everyone who did, and the data protection officer's questions of it.
 //!
 //! A helper used by only one service belongs in that service, not here.
 
+pub mod access;
+pub mod access_service;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;

@@ -130,6 +130,8 @@ message_limits!(
         hearth_proto::delivery::delivery_service_server::DeliveryService,
     hearth_proto::evaluation::evaluation_service_server::EvaluationServiceServer<T>:
         hearth_proto::evaluation::evaluation_service_server::EvaluationService,
+    hearth_proto::access::access_service_server::AccessServiceServer<T>:
+        hearth_proto::access::access_service_server::AccessService,
 );
 
 /// tonic's codec answers a message over the size limit with OUT_OF_RANGE. The gRPC

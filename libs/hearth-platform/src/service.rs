@@ -9,11 +9,16 @@
 //! 1. configuration: the shared settings and the service's section, checked; a bad
 //!    value is printed plainly to stderr, naming the variable, and start-up stops;
 //! 2. telemetry, from that configuration;
-//! 3. the database pool, then the shared tables and the service's migrations;
+//! 3. the shared tables and the service's migrations, as the schema's owner
+//!    (`HEARTH_DATABASE_OWNER_URL`, when set), which grants the serving role what it
+//!    needs; then the pool, as the serving role (`HEARTH_DATABASE_URL`), which must
+//!    not be able to change the audit log (start-up stops if it can);
 //! 4. NATS, then the outbox relay;
-//! 5. the service's wiring, then its consumers;
-//! 6. the gRPC server: health, reflection of the service's own contracts only,
-//!    timeouts, the concurrency limit, message-size limits and the authenticator.
+//! 5. the audit log's writers, the service's wiring, then its consumers;
+//! 6. the gRPC server: the service's contracts and `hearth.access.v1.AccessService`
+//!    (the DPO's queries and break-the-glass), health, reflection of those contracts
+//!    only, timeouts, the concurrency limit, message-size limits and the
+//!    authenticator.
 //!
 //! Shutdown (SIGTERM or SIGINT, or the token a test cancels) runs one tree of
 //! cancellation tokens in order: health goes NOT_SERVING and calls drain; what the
@@ -23,11 +28,12 @@
 //! The consumers, the relay and the purge all hang off one root token, which also
 //! stops them at once if `run` fails or its future is dropped.
 //!
-//! Commands: `serve` (the default), `migrate`, `republish --from SEQ`.
+//! Commands: `serve` (the default), `migrate`, `republish --from SEQ`, `verify-audit`.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::context::Context as JetStream;
@@ -40,6 +46,9 @@ use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
 
+use crate::access::Access;
+use crate::access_service::{AccessApi, Directory};
+use crate::audit::{Auditor, Sealer, Verdict};
 use crate::auth::{Authenticator, TokenVerifier};
 use crate::config::{self, Env, ServiceConfig, Settings};
 use crate::idempotency::{self, Requests};
@@ -96,6 +105,10 @@ pub struct Kit {
     pub requests: Requests,
     /// Signs and checks page tokens.
     pub pager: Pager,
+    /// Writes the audit log.
+    pub auditor: Auditor,
+    /// Answers "may this caller see this family's records?".
+    pub access: Access,
     schema: &'static str,
 }
 
@@ -113,6 +126,7 @@ pub struct Wiring {
     names: Vec<&'static str>,
     consumers: Vec<Consumer>,
     after_calls: Vec<Task>,
+    directory: Option<Arc<dyn Directory>>,
     auth: Authenticator,
     max_message_bytes: usize,
     kit: Kit,
@@ -170,6 +184,18 @@ impl Wiring {
         self
     }
 
+    /// The service's schema.
+    pub fn schema(&self) -> &'static str {
+        self.kit.schema
+    }
+
+    /// How `hearth.access.v1.AccessService` finds the families whose records the
+    /// service holds. Every service sets it.
+    pub fn family_directory(&mut self, directory: impl Directory) -> &mut Self {
+        self.directory = Some(Arc::new(directory));
+        self
+    }
+
     /// The counts and lag of each consumer declared so far.
     pub fn consumer_stats(&self) -> Vec<std::sync::Arc<ConsumerStats>> {
         self.consumers
@@ -186,6 +212,24 @@ impl Wiring {
     }
 }
 
+/// How many tasks group-commit reads' audit records (our default: one fills its batch
+/// while the other waits for its commit).
+const AUDIT_WRITERS: usize = 2;
+
+/// Choices a caller of [`run_with`] makes that no configuration reaches.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Whether the audit log is written. Always, but for the benchmark that
+    /// measures what it costs.
+    pub audit: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { audit: true }
+    }
+}
+
 /// Runs service `S` on `listener` until `shutdown` fires (see the module docs for the
 /// order of things). Tests call this; the binary calls it through [`main`].
 pub async fn run<S: Service>(
@@ -194,9 +238,33 @@ pub async fn run<S: Service>(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), BoxError> {
+    run_with::<S>(cfg, settings, listener, shutdown, RunOptions::default()).await
+}
+
+/// Migrates as the schema's owner, when the configuration names one, and lets the
+/// serving role in.
+async fn migrate_as_owner<S: Service>(cfg: &ServiceConfig) -> Result<(), BoxError> {
+    if let Some(owner) = &cfg.database_owner_url {
+        let pool = db::connect(owner, S::NAME, 2, DATABASE_PATIENCE).await?;
+        db::migrate(&pool, S::NAME, S::migrator()).await?;
+        db::grant_serving_role(&pool, S::NAME, &db::role_of(&cfg.database_url)?).await?;
+        pool.close().await;
+    }
+    Ok(())
+}
+
+/// [`run`], with choices no configuration reaches (the benchmark's).
+pub async fn run_with<S: Service>(
+    cfg: ServiceConfig,
+    settings: S::Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    options: RunOptions,
+) -> Result<(), BoxError> {
     let verifier = TokenVerifier::from_config(&cfg.auth)?;
+    migrate_as_owner::<S>(&cfg).await?;
     let pool = connect::<S>(&cfg, cfg.database_max_connections).await?;
-    db::migrate(&pool, S::NAME, S::migrator()).await?;
+    db::check_serving_role(&pool, S::NAME).await?;
     let nats = server::connect_nats(&cfg.nats_url, S::NAME).await?;
     let js = async_nats::jetstream::new(nats.clone());
 
@@ -214,10 +282,19 @@ pub async fn run<S: Service>(
     .poll_interval(cfg.relay_poll);
     let relay = tokio::spawn(relay.run(relay_stop.clone()));
 
+    let sealer = Sealer::new(&cfg.audit_seal_key);
+    let auditor = if options.audit {
+        let connect = (*pool.connect_options()).clone();
+        Auditor::start(S::NAME, sealer, connect, AUDIT_WRITERS, background.clone())
+    } else {
+        Auditor::disabled_for_benchmark(S::NAME, sealer)
+    };
     let kit = Kit {
         outbox: Outbox::new(pool.clone(), S::NAME, S::STREAM.source),
         requests: Requests::new(pool.clone(), S::NAME),
         pager: Pager::new(&cfg.page_token_secret),
+        auditor,
+        access: Access::new(S::NAME),
         config: cfg.clone(),
         pool: pool.clone(),
         js,
@@ -228,11 +305,28 @@ pub async fn run<S: Service>(
         names: Vec::new(),
         consumers: Vec::new(),
         after_calls: Vec::new(),
+        directory: None,
         auth: Authenticator::new(verifier, S::DOMAIN),
         max_message_bytes: cfg.max_message_bytes,
         kit: kit.clone(),
     };
     S::wire(&kit, settings, &mut wiring).await?;
+    let directory = wiring
+        .directory
+        .clone()
+        .ok_or("the service did not say how to find a family (Wiring::family_directory)")?;
+    wiring.grpc(
+        hearth_proto::access::access_service_server::AccessServiceServer::new(AccessApi {
+            pool: pool.clone(),
+            schema: S::NAME,
+            domain: S::DOMAIN,
+            auditor: kit.auditor.clone(),
+            requests: kit.requests.clone(),
+            pager: kit.pager.clone(),
+            directory,
+            glass: cfg.break_glass,
+        }),
+    );
     let consumers: Vec<_> = wiring
         .consumers
         .into_iter()
@@ -328,19 +422,22 @@ enum Command {
     Serve,
     Migrate,
     Republish { from: i64 },
+    VerifyAudit,
 }
 
 impl Command {
     const USAGE: &'static str = "usage:
   SERVICE                        serve (the default)
   SERVICE migrate                apply migrations and exit
-  SERVICE republish --from SEQ   publish the outbox again from sequence SEQ";
+  SERVICE republish --from SEQ   publish the outbox again from sequence SEQ
+  SERVICE verify-audit           check the audit log's chains and seals; exit 1 at a broken link";
 
     fn parse(args: &[String]) -> Result<Command, String> {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         match args.as_slice() {
             [] | ["serve"] => Ok(Command::Serve),
             ["migrate"] => Ok(Command::Migrate),
+            ["verify-audit"] => Ok(Command::VerifyAudit),
             ["republish", "--from", n] => n
                 .parse()
                 .map(|from| Command::Republish { from })
@@ -365,10 +462,34 @@ impl Command {
                 run::<S>(cfg, settings, listener, shutdown).await
             }
             Command::Migrate => {
-                let pool = connect::<S>(&cfg, 2).await?;
+                let url = cfg.database_owner_url.as_ref().unwrap_or(&cfg.database_url);
+                let pool = db::connect(url, S::NAME, 2, DATABASE_PATIENCE).await?;
                 db::migrate(&pool, S::NAME, S::migrator()).await?;
+                if cfg.database_owner_url.is_some() {
+                    db::grant_serving_role(&pool, S::NAME, &db::role_of(&cfg.database_url)?)
+                        .await?;
+                }
                 println!("migrations applied");
                 Ok(())
+            }
+            Command::VerifyAudit => {
+                let pool = connect::<S>(&cfg, 2).await?;
+                match crate::audit::verify(&pool, S::NAME, &Sealer::new(&cfg.audit_seal_key))
+                    .await?
+                {
+                    Verdict::Intact { chains, records } => {
+                        println!("the audit log is intact: {records} records in {chains} chains");
+                        Ok(())
+                    }
+                    Verdict::Broken {
+                        chain,
+                        seq,
+                        problem,
+                    } => Err(format!(
+                        "the audit log is broken at chain {chain}, record {seq}: {problem}"
+                    )
+                    .into()),
+                }
             }
             Command::Republish { from } => {
                 let pool = connect::<S>(&cfg, 2).await?;
@@ -401,6 +522,10 @@ mod tests {
         assert_eq!(Command::parse(&args(&[])), Ok(Command::Serve));
         assert_eq!(Command::parse(&args(&["serve"])), Ok(Command::Serve));
         assert_eq!(Command::parse(&args(&["migrate"])), Ok(Command::Migrate));
+        assert_eq!(
+            Command::parse(&args(&["verify-audit"])),
+            Ok(Command::VerifyAudit)
+        );
         assert_eq!(
             Command::parse(&args(&["republish", "--from", "42"])),
             Ok(Command::Republish { from: 42 })

@@ -36,6 +36,11 @@ pub mod hearth {
             tonic::include_proto!("hearth.evaluation.v1");
         }
     }
+    pub mod access {
+        pub mod v1 {
+            tonic::include_proto!("hearth.access.v1");
+        }
+    }
 }
 
 /// The names of a protobuf enum's values (`SOURCE_SCHOOL`), for code that stores or
@@ -49,6 +54,7 @@ pub trait EnumName: Sized + Copy + Default + 'static {
 
 include!(concat!(env!("OUT_DIR"), "/enum_names.rs"));
 
+pub use hearth::access::v1 as access;
 pub use hearth::assessments::v1 as assessments;
 pub use hearth::delivery::v1 as delivery;
 pub use hearth::evaluation::v1 as evaluation;

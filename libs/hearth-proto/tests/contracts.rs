@@ -79,6 +79,7 @@ fn the_descriptor_set_describes_every_service() {
         "hearth.assessments.v1.AssessmentsService",
         "hearth.delivery.v1.DeliveryService",
         "hearth.evaluation.v1.EvaluationService",
+        "hearth.access.v1.AccessService",
     ] {
         assert!(services.contains(s), "{s} missing from {services:?}");
     }

@@ -48,6 +48,8 @@ pub struct TestEnv {
     /// The NATS URL, with the account's user and password when on the shared server.
     pub nats_url: String,
     pub issuer: TokenIssuer,
+    /// The key the audit log is sealed with (`HEARTH_AUDIT_SEAL_KEY`).
+    pub seal_key: String,
     key_file: PathBuf,
     dir: PathBuf,
 }
@@ -91,9 +93,31 @@ impl TestEnv {
             db_url,
             nats_url,
             issuer,
+            seal_key: format!("test-audit-key-{}", Uuid::new_v4().simple()),
             key_file,
             dir,
         }
+    }
+
+    /// The settings for service `service` on this environment: its two database roles
+    /// (the schema's owner migrates; the serving role may only insert into and read
+    /// the audit log) on top of [`TestEnv::vars`].
+    pub async fn service_vars(&self, service: &str) -> Vec<(String, String)> {
+        let database = self
+            .db_url
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let (owner, app) = crate::shared_pg()
+            .service_roles(&database, service)
+            .await
+            .unwrap_or_else(|e| panic!("roles for {service}: {e:#}"));
+        let mut vars = self.vars();
+        vars.retain(|(k, _)| k != "HEARTH_DATABASE_URL");
+        vars.push(("HEARTH_DATABASE_URL".into(), app));
+        vars.push(("HEARTH_DATABASE_OWNER_URL".into(), owner));
+        vars
     }
 
     /// Another environment on the same database and NATS account, with a key of its
@@ -102,6 +126,7 @@ impl TestEnv {
     pub async fn sibling(&self) -> TestEnv {
         let mut env = Self::with_nats(self.nats_url.clone()).await;
         env.db_url = self.db_url.clone();
+        env.seal_key = self.seal_key.clone();
         env
     }
 
@@ -122,6 +147,7 @@ impl TestEnv {
                 "HEARTH_PAGE_TOKEN_SECRET",
                 format!("test-page-secret-{}", Uuid::new_v4().simple()),
             ),
+            ("HEARTH_AUDIT_SEAL_KEY", self.seal_key.clone()),
             ("HEARTH_REQUEST_TIMEOUT_MS", "20000".into()),
             ("HEARTH_RELAY_POLL_MS", "200".into()),
             ("HEARTH_GRPC_ADDR", "127.0.0.1:0".into()),
@@ -245,7 +271,8 @@ impl<S: Service> Running<S> {
     /// Starts `S` on a free port with `env`'s settings, then `settings` on top (as
     /// the environment variables an operator would set), and waits for SERVING.
     pub async fn start(env: TestEnv, settings: &[(&str, &str)]) -> Running<S> {
-        let mut vars: BTreeMap<String, String> = env.vars().into_iter().collect();
+        let mut vars: BTreeMap<String, String> =
+            env.service_vars(S::NAME).await.into_iter().collect();
         for (k, v) in settings {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
@@ -288,9 +315,24 @@ impl<S: Service> Running<S> {
         }
     }
 
-    /// Every table of the service's schema, now.
+    /// Every table of the service's schema, now, but the audit log (which records
+    /// refusals too) and its chains' heads.
     pub async fn snapshot(&self) -> Snapshot {
-        Snapshot::of(&self.pool, S::NAME).await
+        Snapshot::except(&self.pool, S::NAME, &["audit_log", "audit_chains"]).await
+    }
+
+    /// The audit log's records, oldest first in each chain.
+    pub async fn audit_records(&self) -> Vec<hearth_platform::audit::Record> {
+        sqlx::query(&format!(
+            "SELECT * FROM {}.audit_log ORDER BY at, chain, seq",
+            S::NAME
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .expect("read the audit log")
+        .iter()
+        .map(hearth_platform::audit::record_from_row)
+        .collect()
     }
 
     /// The messages on the service's own stream (see [`stream_messages`]).
@@ -358,7 +400,7 @@ impl Process {
             .port();
         let log = env.dir().join(format!("{name}.log"));
         let out = std::fs::File::create(&log).expect("a log file");
-        let mut vars: BTreeMap<String, String> = env.vars().into_iter().collect();
+        let mut vars: BTreeMap<String, String> = env.service_vars(name).await.into_iter().collect();
         vars.insert("HEARTH_GRPC_ADDR".into(), format!("127.0.0.1:{port}"));
         vars.insert(
             "RUST_LOG".into(),

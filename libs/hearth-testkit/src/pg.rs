@@ -218,6 +218,42 @@ impl PgServer {
         Ok(self.url(name))
     }
 
+    /// The two roles a service uses on `database` (creating them if need be):
+    /// `<service>_owner`, which owns its schema and migrates it, and `<service>_app`,
+    /// which it serves as (granted what it needs by the owner's migration). Returns
+    /// their URLs: `(owner, serving)`.
+    pub async fn service_roles(&self, database: &str, service: &str) -> Result<(String, String)> {
+        if service.is_empty() || !service.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            bail!("invalid service name {service:?}");
+        }
+        let (owner, app) = (format!("{service}_owner"), format!("{service}_app"));
+        let mut conn = sqlx::PgConnection::connect(&self.admin_url()).await?;
+        for role in [&owner, &app] {
+            // Tests create them at once: whoever loses the race finds them made.
+            sqlx::raw_sql(&format!(
+                "DO $$ BEGIN
+                     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
+                         CREATE ROLE {role} LOGIN;
+                     END IF;
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                 END $$"
+            ))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("cannot create role {role}"))?;
+        }
+        sqlx::raw_sql(&format!(
+            "GRANT CONNECT, CREATE ON DATABASE \"{database}\" TO {owner};
+             GRANT CONNECT ON DATABASE \"{database}\" TO {app};"
+        ))
+        .execute(&mut conn)
+        .await
+        .with_context(|| format!("cannot grant {database} to {owner} and {app}"))?;
+        let _ = conn.close().await;
+        let url = |role: &str| format!("postgres://{role}@{HOST}:{}/{database}", self.port);
+        Ok((url(&owner), url(&app)))
+    }
+
     /// Creates a database with a unique name (`t_<uuid>`); returns its URL.
     pub async fn fresh_database(&self) -> Result<String> {
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());

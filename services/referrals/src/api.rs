@@ -2,20 +2,24 @@
 //! one transaction, map errors. Each RPC hands its request to one inner method that
 //! returns `Result<_, Error>`; `From<Error> for Status` maps every failure in one place.
 
+use hearth_platform::access::{self as kit_access, Access, Basis, Need};
+use hearth_platform::audit::{Auditor, Record};
 use hearth_platform::idempotency::{Begun, RequestKey, Requests};
 use hearth_platform::outbox::{Outbox, OutboxEvent};
 use hearth_platform::page::{PageQuery, Pager};
 use hearth_platform::service::{Kit, Service as _};
-use hearth_platform::{ApiError, Caller, Role, Violations};
+use hearth_platform::{ApiError, Caller, Violations};
 use hearth_platform::{clock, consent};
+use hearth_proto::access::AccessAction;
 use hearth_proto::referrals as pb;
 use hearth_proto::referrals::referrals_service_server::ReferralsService;
 use prost::Message;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::domain::access::{self, Parties};
+use crate::domain::redaction::{self, Resource};
 use crate::domain::{self, Decision, Referral, RuleBroken, Verb, filter, validate};
 use crate::intake::{Create, Intake, IntakeOptions, Outcome, Writers};
 use crate::{Referrals, convert, events, store};
@@ -91,6 +95,8 @@ pub struct ReferralsApi {
     requests: Requests,
     pager: Pager,
     intake: Intake,
+    auditor: Auditor,
+    access: Access,
 }
 
 /// A mutation's start: either the same request again (answer with the referral as it
@@ -100,7 +106,14 @@ enum Mutation {
     Go {
         tx: Transaction<'static, Postgres>,
         referral: Box<Referral>,
+        /// What lets the caller see it.
+        basis: Basis,
     },
+}
+
+/// The full method path an audit record names.
+fn method(m: &str) -> String {
+    format!("/hearth.referrals.v1.ReferralsService/{m}")
 }
 
 fn parties(r: &Referral) -> Parties<'_> {
@@ -121,68 +134,218 @@ fn denied(reason: &'static str, message: &str) -> Error {
 impl ReferralsApi {
     /// The service and the intake's writers (see [`Intake::start`]).
     pub fn start(kit: &Kit, intake: IntakeOptions) -> std::io::Result<(Self, Writers)> {
-        let (intake, writers) = Intake::start(&kit.pool, intake)?;
+        let (intake, writers) = Intake::start(&kit.pool, intake, kit.auditor.clone())?;
         let api = ReferralsApi {
             pool: kit.pool.clone(),
             outbox: kit.outbox.clone(),
             requests: kit.requests.clone(),
             pager: kit.pager.clone(),
             intake,
+            auditor: kit.auditor.clone(),
+            access: kit.access.clone(),
         };
         Ok((api, writers))
     }
 
-    /// The referral `name`, if `caller` may see it; else NOT_FOUND, so that its
-    /// existence is not disclosed.
-    async fn read(&self, caller: &Caller, id: Uuid, name: &str) -> Result<Referral> {
+    /// The basis on which `caller` may read (or change) `r`: the access model.
+    async fn basis(
+        &self,
+        conn: &mut PgConnection,
+        caller: &Caller,
+        r: &Referral,
+        need: Need,
+    ) -> Result<Option<Basis>> {
+        let parties = kit_access::Parties {
+            referring: Some(&r.referring_org),
+            receiving_area: Some(&r.receiving_area),
+        };
+        let family = convert::family_name(r.family_id);
+        Ok(self
+            .access
+            .basis(conn, caller, &family, parties, need, clock::now())
+            .await?)
+    }
+
+    /// Records a refusal in the audit log, then answers with `err`. Fail closed: a
+    /// refusal that cannot be recorded is UNAVAILABLE.
+    async fn refuse<T>(
+        &self,
+        caller: &Caller,
+        m: &str,
+        action: AccessAction,
+        name: &str,
+        family: Option<Uuid>,
+        err: Error,
+    ) -> Result<T> {
+        let families = family.map(convert::family_name).into_iter().collect();
+        self.auditor
+            .record(
+                Record::new(caller, &method(m), action, Basis::None)
+                    .of(vec![name.to_owned()], families)
+                    .denied(),
+            )
+            .await?;
+        Err(err)
+    }
+
+    /// A role the caller lacks: recorded, then PERMISSION_DENIED.
+    async fn lacks_role<T>(
+        &self,
+        caller: &Caller,
+        m: &str,
+        r: &Referral,
+        message: &str,
+    ) -> Result<T> {
+        let name = convert::referral_name(r.id);
+        self.refuse(
+            caller,
+            m,
+            AccessAction::Write,
+            &name,
+            Some(r.family_id),
+            denied("ROLE_REQUIRED", message),
+        )
+        .await
+    }
+
+    /// The audit record of `caller` reading or changing `r`.
+    fn record_of(
+        &self,
+        caller: &Caller,
+        m: &str,
+        action: AccessAction,
+        basis: Basis,
+        r: &Referral,
+    ) -> Record {
+        Record::new(caller, &method(m), action, basis).of(
+            vec![convert::referral_name(r.id)],
+            vec![convert::family_name(r.family_id)],
+        )
+    }
+
+    /// `r` as the caller's roles may receive it (`domain::redaction`).
+    fn view(&self, caller: &Caller, r: &Referral) -> pb::Referral {
+        let mut out = convert::referral(r, true);
+        convert::redact_referral(
+            &mut out,
+            &redaction::parts(&caller.roles, Resource::Referral),
+        );
+        out
+    }
+
+    /// The referral `id`, and the basis the caller sees it on; else NOT_FOUND (so
+    /// that its existence is not disclosed), recorded.
+    async fn read(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        name: &str,
+        m: &str,
+    ) -> Result<(Referral, Basis)> {
         let mut conn = self.pool.acquire().await?;
-        store::load_one(&mut conn, id, false)
-            .await?
-            .filter(|r| access::can_see(caller, parties(r)))
-            .ok_or_else(|| Error::NotFound(name.to_owned()))
+        let r = store::load_one(&mut conn, id, false).await?;
+        let basis = match &r {
+            Some(r) => self.basis(&mut conn, caller, r, Need::Read).await?,
+            None => None,
+        };
+        drop(conn);
+        match (r, basis) {
+            (Some(r), Some(b)) => Ok((r, b)),
+            (r, _) => {
+                self.refuse(
+                    caller,
+                    m,
+                    AccessAction::Read,
+                    name,
+                    r.map(|r| r.family_id),
+                    Error::NotFound(name.to_owned()),
+                )
+                .await
+            }
+        }
+    }
+
+    /// A read's answer: recorded in the audit log first (no record, no answer), then
+    /// as the caller's roles may receive it.
+    async fn answer(
+        &self,
+        caller: &Caller,
+        m: &str,
+        r: &Referral,
+        basis: Basis,
+    ) -> Result<pb::Referral> {
+        self.auditor
+            .record(self.record_of(caller, m, AccessAction::Read, basis, r))
+            .await?;
+        Ok(self.view(caller, r))
     }
 
     /// A replay's answer: the referral the earlier call changed, as it is now, if the
     /// caller may still see it.
-    async fn replay(&self, caller: &Caller, resource: &str) -> Result<pb::Referral> {
+    async fn replay(&self, caller: &Caller, resource: &str, m: &str) -> Result<pb::Referral> {
         let id = convert::referral_id(resource).ok_or_else(|| Error::NotFound(resource.into()))?;
-        Ok(convert::referral(
-            &self.read(caller, id, resource).await?,
-            true,
-        ))
+        let (r, basis) = self.read(caller, id, resource, m).await?;
+        self.answer(caller, m, &r, basis).await
     }
 
     /// Claims the request id and locks the referral, checking the caller may see it.
     async fn begin(&self, caller: &Caller, key: &RequestKey, id: Uuid) -> Result<Mutation> {
+        let m = key.method;
         let name = convert::referral_name(id);
         let mut tx = match self.requests.begin(key, &name).await? {
             Begun::Replay(resource) => {
                 return Ok(Mutation::Replay(Box::new(
-                    self.replay(caller, &resource).await?,
+                    self.replay(caller, &resource, m).await?,
                 )));
             }
             Begun::Go(tx) => tx,
         };
-        let referral = store::load_one(&mut tx, id, true)
-            .await?
-            .filter(|r| access::can_see(caller, parties(r)))
-            .ok_or(Error::NotFound(name))?;
-        Ok(Mutation::Go {
-            tx,
-            referral: Box::new(referral),
-        })
+        let r = store::load_one(&mut tx, id, true).await?;
+        let basis = match &r {
+            Some(r) => self.basis(&mut tx, caller, r, Need::Write).await?,
+            None => None,
+        };
+        match (r, basis) {
+            (Some(r), Some(basis)) => Ok(Mutation::Go {
+                tx,
+                referral: Box::new(r),
+                basis,
+            }),
+            (r, _) => {
+                drop(tx);
+                self.refuse(
+                    caller,
+                    m,
+                    AccessAction::Write,
+                    &name,
+                    r.map(|r| r.family_id),
+                    Error::NotFound(name.clone()),
+                )
+                .await
+            }
+        }
     }
 
+    /// Saves a change with its events and its audit record, in its transaction.
     async fn commit(
         &self,
         mut tx: Transaction<'static, Postgres>,
+        caller: &Caller,
+        m: &str,
+        basis: Basis,
         r: &Referral,
         events: &[OutboxEvent],
     ) -> Result<pb::Referral> {
         store::save_progress(&mut tx, r).await?;
         self.outbox.write(&mut tx, events).await?;
+        self.auditor
+            .record_in(
+                &mut tx,
+                &[self.record_of(caller, m, AccessAction::Write, basis, r)],
+            )
+            .await?;
         self.outbox.commit(tx).await?;
-        Ok(convert::referral(r, true))
+        Ok(self.view(caller, r))
     }
 
     /// The path every triage decision RPC takes.
@@ -202,28 +365,33 @@ impl ReferralsApi {
         let (reason, decline_reason, destination) = req.details(&mut v);
         v.into_result(())?;
 
-        let (mut tx, mut r) = match self.begin(&caller, &key, id).await? {
+        let (mut tx, mut r, basis) = match self.begin(&caller, &key, id).await? {
             Mutation::Replay(r) => return Ok(*r),
-            Mutation::Go { tx, referral } => (tx, referral),
+            Mutation::Go {
+                tx,
+                referral,
+                basis,
+            } => (tx, referral, basis),
         };
         let allowed = match R::VERB {
             Verb::Withdraw => access::can_act_for_family(&caller, parties(&r)),
             _ => access::is_area_triage(&caller, parties(&r)),
         };
         if !allowed {
-            return Err(denied(
-                "ROLE_REQUIRED",
-                match R::VERB {
-                    Verb::Withdraw => {
-                        "withdrawing needs the receiving area's triage role or the referring organisation's referrer role"
-                    }
-                    _ => "triage decisions need the receiving area's triage role",
-                },
-            ));
+            drop(tx);
+            let why = match R::VERB {
+                Verb::Withdraw => {
+                    "withdrawing needs the receiving area's triage role or the referring organisation's referrer role"
+                }
+                _ => "triage decisions need the receiving area's triage role",
+            };
+            return self
+                .lacks_role(&caller, verb_method(R::VERB), &r, why)
+                .await;
         }
-        let basis =
+        let consented =
             R::VERB == Verb::Accept && self.assessment_basis(&mut tx, &r, clock::now()).await?;
-        let outcome = r.check_decision(R::VERB, basis)?;
+        let outcome = r.check_decision(R::VERB, consented)?;
         r.decide(Decision {
             outcome,
             by_org: caller.organisation.clone(),
@@ -233,7 +401,16 @@ impl ReferralsApi {
             decline_reason,
             destination,
         });
-        let out = self.commit(tx, &r, &[events::decided(&r)]).await?;
+        let out = self
+            .commit(
+                tx,
+                &caller,
+                verb_method(R::VERB),
+                basis,
+                &r,
+                &[events::decided(&r)],
+            )
+            .await?;
         tracing::info!(referral_id = %r.id, state = domain::state_word(r.state), "referral decided");
         Ok(out)
     }
@@ -245,9 +422,9 @@ impl ReferralsApi {
         let mut v = Violations::new();
         let id = validate::resource_id(&mut v, "name", &name, "referrals");
         v.into_result(())?;
-        let r = self.read(&caller, id, &name).await?;
+        let (r, basis) = self.read(&caller, id, &name, "GetReferral").await?;
         Ok(pb::GetReferralResponse {
-            referral: Some(convert::referral(&r, true)),
+            referral: Some(self.answer(&caller, "GetReferral", &r, basis).await?),
         })
     }
 
@@ -259,10 +436,19 @@ impl ReferralsApi {
         let caller = caller_of(&req)?;
         let req = req.into_inner();
         if !caller.has_any(&access::READER_ROLES) {
-            return Err(denied(
-                "ROLE_REQUIRED",
-                "listing referrals needs a practitioner-facing role",
-            ));
+            return self
+                .refuse(
+                    &caller,
+                    "ListReferrals",
+                    AccessAction::Read,
+                    "referrals",
+                    None,
+                    denied(
+                        "ROLE_REQUIRED",
+                        "listing referrals needs a practitioner-facing role",
+                    ),
+                )
+                .await;
         }
         let mut v = Violations::new();
         let query = PageQuery {
@@ -280,10 +466,20 @@ impl ReferralsApi {
         });
         v.into_result(())?;
 
+        let related: Vec<Basis> = [
+            Basis::FamilyTeam,
+            Basis::Provider,
+            Basis::ResponsibleOfficer,
+        ]
+        .into_iter()
+        .filter(|b| caller.has_any(kit_access::roles_for(*b)))
+        .collect();
         let scope = store::ListScope {
             org: &caller.organisation,
-            own_referrals: true,
-            area_triage: caller.has(Role::Triage),
+            own_referrals: caller.has_any(kit_access::roles_for(Basis::ReferringOrganisation)),
+            area: caller.has_any(kit_access::roles_for(Basis::ReceivingArea)),
+            related: &related,
+            now: clock::now(),
         };
         let after = page
             .after
@@ -300,11 +496,34 @@ impl ReferralsApi {
         };
         let only_ids: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
         let referrals = store::load(&mut conn, &only_ids, false).await?;
+        // Each referral returned is recorded, with the basis it was seen on: one
+        // record per basis.
+        let mut by_basis: Vec<(Basis, Vec<&Referral>)> = Vec::new();
+        for r in &referrals {
+            let b = self
+                .basis(&mut conn, &caller, r, Need::Read)
+                .await?
+                .ok_or_else(|| Error::NotFound(convert::referral_name(r.id)))?;
+            match by_basis.iter_mut().find(|(x, _)| *x == b) {
+                Some((_, rs)) => rs.push(r),
+                None => by_basis.push((b, vec![r])),
+            }
+        }
+        drop(conn);
+        for (b, rs) in &by_basis {
+            self.auditor
+                .record(
+                    Record::new(&caller, &method("ListReferrals"), AccessAction::Read, *b).of(
+                        rs.iter().map(|r| convert::referral_name(r.id)).collect(),
+                        rs.iter()
+                            .map(|r| convert::family_name(r.family_id))
+                            .collect(),
+                    ),
+                )
+                .await?;
+        }
         Ok(pb::ListReferralsResponse {
-            referrals: referrals
-                .iter()
-                .map(|r| convert::referral(r, true))
-                .collect(),
+            referrals: referrals.iter().map(|r| self.view(&caller, r)).collect(),
             next_page_token,
         })
     }
@@ -327,15 +546,24 @@ impl ReferralsApi {
         }
         v.into_result(())?;
 
-        let (mut tx, mut r) = match self.begin(&caller, &key, id).await? {
+        let (mut tx, mut r, basis) = match self.begin(&caller, &key, id).await? {
             Mutation::Replay(r) => return Ok(*r),
-            Mutation::Go { tx, referral } => (tx, referral),
+            Mutation::Go {
+                tx,
+                referral,
+                basis,
+            } => (tx, referral, basis),
         };
         if !access::is_area_triage(&caller, parties(&r)) {
-            return Err(denied(
-                "ROLE_REQUIRED",
-                "recording contact needs the receiving area's triage role",
-            ));
+            drop(tx);
+            return self
+                .lacks_role(
+                    &caller,
+                    "RecordContact",
+                    &r,
+                    "recording contact needs the receiving area's triage role",
+                )
+                .await;
         }
         r.check_open()?;
         let now = clock::now();
@@ -351,12 +579,9 @@ impl ReferralsApi {
         v.into_result(())?;
         let first = r.add_contact(contact.clone(), now);
         store::insert_contact(&mut tx, r.id, &contact).await?;
-        self.commit(
-            tx,
-            &r,
-            &[events::contact_recorded(&r, &contact, first, now)],
-        )
-        .await
+        let recorded = events::contact_recorded(&r, &contact, first, now);
+        self.commit(tx, &caller, "RecordContact", basis, &r, &[recorded])
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(referral = %req.get_ref().name), err(level = "info"))]
@@ -381,15 +606,17 @@ impl ReferralsApi {
         };
         v.into_result(())?;
 
-        let (mut tx, mut r) = match self.begin(&caller, &key, id).await? {
+        let (mut tx, mut r, basis) = match self.begin(&caller, &key, id).await? {
             Mutation::Replay(r) => return Ok(*r),
-            Mutation::Go { tx, referral } => (tx, referral),
+            Mutation::Go {
+                tx,
+                referral,
+                basis,
+            } => (tx, referral, basis),
         };
         if !access::can_act_for_family(&caller, parties(&r)) {
-            return Err(denied(
-                "ROLE_REQUIRED",
-                "recording consent needs the receiving area's triage role or the referring organisation's referrer role",
-            ));
+            drop(tx);
+            return self.lacks_role(&caller, "RecordConsent", &r, "recording consent needs the receiving area's triage role or the referring organisation's referrer role").await;
         }
         r.check_takes_consent()?;
         // The adults it names are checked against the referral.
@@ -408,8 +635,15 @@ impl ReferralsApi {
         store::insert_consent(&mut tx, r.id, &consent).await?;
         r.consents.push(consent.clone());
         r.updated_at = now;
-        self.commit(tx, &r, &[events::consent_recorded(&r, &consent, now)])
-            .await
+        self.commit(
+            tx,
+            &caller,
+            "RecordConsent",
+            basis,
+            &r,
+            &[events::consent_recorded(&r, &consent, now)],
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(consent = %req.get_ref().name), err(level = "info"))]
@@ -435,15 +669,17 @@ impl ReferralsApi {
         }
         v.into_result(())?;
 
-        let (mut tx, mut r) = match self.begin(&caller, &key, referral_id).await? {
+        let (mut tx, mut r, basis) = match self.begin(&caller, &key, referral_id).await? {
             Mutation::Replay(r) => return Ok(*r),
-            Mutation::Go { tx, referral } => (tx, referral),
+            Mutation::Go {
+                tx,
+                referral,
+                basis,
+            } => (tx, referral, basis),
         };
         if !access::can_act_for_family(&caller, parties(&r)) {
-            return Err(denied(
-                "ROLE_REQUIRED",
-                "withdrawing consent needs the receiving area's triage role or the referring organisation's referrer role",
-            ));
+            drop(tx);
+            return self.lacks_role(&caller, "WithdrawConsent", &r, "withdrawing consent needs the receiving area's triage role or the referring organisation's referrer role").await;
         }
         let at = match r.consents.iter().find(|c| c.id == consent_id) {
             Some(c) => {
@@ -459,8 +695,15 @@ impl ReferralsApi {
             .cloned()
             .ok_or_else(|| Error::NotFound(req.name.clone()))?;
         store::withdraw_consent(&mut tx, &withdrawn).await?;
-        self.commit(tx, &r, &[events::consent_withdrawn(&r, &withdrawn, now)])
-            .await
+        self.commit(
+            tx,
+            &caller,
+            "WithdrawConsent",
+            basis,
+            &r,
+            &[events::consent_withdrawn(&r, &withdrawn, now)],
+        )
+        .await
     }
 
     /// Whether the consent-in-force rule finds an assessment basis for the family of
@@ -533,10 +776,13 @@ impl ReferralsApi {
         validate_only: bool,
     ) -> Result<Mutation> {
         if validate_only {
-            let referral = Box::new(self.read(caller, id, &convert::referral_name(id)).await?);
+            let (referral, basis) = self
+                .read(caller, id, &convert::referral_name(id), key.method)
+                .await?;
             return Ok(Mutation::Go {
                 tx: self.pool.begin().await?,
-                referral,
+                referral: Box::new(referral),
+                basis,
             });
         }
         self.begin(caller, key, id).await
@@ -559,18 +805,20 @@ impl ReferralsApi {
             v.add("parenting_order", "is required");
         }
         v.into_result(())?;
-        let (mut tx, mut r) = match self
+        let (mut tx, mut r, basis) = match self
             .begin_or_check(&caller, &key, id, req.validate_only)
             .await?
         {
             Mutation::Replay(r) => return Ok(*r),
-            Mutation::Go { tx, referral } => (tx, referral),
+            Mutation::Go {
+                tx,
+                referral,
+                basis,
+            } => (tx, referral, basis),
         };
         if !access::can_act_for_family(&caller, parties(&r)) {
-            return Err(denied(
-                "ROLE_REQUIRED",
-                "recording a Parenting Order needs the receiving area's triage role or the referring organisation's referrer role",
-            ));
+            drop(tx);
+            return self.lacks_role(&caller, "RecordParentingOrder", &r, "recording a Parenting Order needs the receiving area's triage role or the referring organisation's referrer role").await;
         }
         r.check_open()?;
         let mut v = Violations::new();
@@ -592,16 +840,16 @@ impl ReferralsApi {
         })?;
         let replaced = r.record_order(order, now);
         if req.validate_only {
-            return Ok(convert::referral(&r, true));
+            return self
+                .answer(&caller, "RecordParentingOrder", &r, basis)
+                .await;
         }
         store::save_order(&mut tx, &r).await?;
+        store::relate_officer(&self.access, &mut tx, &r, now).await?;
         tracing::info!(referral_id = %r.id, replaced, "parenting order recorded");
-        self.commit(
-            tx,
-            &r,
-            &[events::parenting_order_recorded(&r, replaced, now)],
-        )
-        .await
+        let recorded = events::parenting_order_recorded(&r, replaced, now);
+        self.commit(tx, &caller, "RecordParentingOrder", basis, &r, &[recorded])
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(referral = %req.get_ref().referral.as_ref().map_or("", |r| r.name.as_str())), err(level = "info"))]
@@ -623,30 +871,46 @@ impl ReferralsApi {
             .unwrap_or_default();
         let id = validate::resource_id(&mut v, "referral.name", &name, "referrals");
         v.into_result(())?;
-        let (mut tx, mut r) = match self
+        let (mut tx, mut r, basis) = match self
             .begin_or_check(&caller, &key, id, req.validate_only)
             .await?
         {
             Mutation::Replay(r) => return Ok(*r),
-            Mutation::Go { tx, referral } => (tx, referral),
+            Mutation::Go {
+                tx,
+                referral,
+                basis,
+            } => (tx, referral, basis),
         };
         if !access::can_act_for_family(&caller, parties(&r)) {
-            return Err(denied(
-                "ROLE_REQUIRED",
-                "correcting a family's details needs the receiving area's triage role or the referring organisation's referrer role",
-            ));
+            drop(tx);
+            return self.lacks_role(&caller, "CorrectFamilyDetails", &r, "correcting a family's details needs the receiving area's triage role or the referring organisation's referrer role").await;
         }
         let correction = validate::correction(&req, &r, now)?;
         let reason = correction.reason;
         let corrected = r.correct(correction, now);
         if req.validate_only {
-            return Ok(convert::referral(&r, true));
+            return self
+                .answer(&caller, "CorrectFamilyDetails", &r, basis)
+                .await;
         }
         if corrected.is_empty() {
             // Nothing changes and nothing is published; the request id stays claimed,
-            // so a retry answers the same.
+            // so a retry answers the same. The caller read the referral: recorded.
+            self.auditor
+                .record_in(
+                    &mut tx,
+                    &[self.record_of(
+                        &caller,
+                        "CorrectFamilyDetails",
+                        AccessAction::Read,
+                        basis,
+                        &r,
+                    )],
+                )
+                .await?;
             tx.commit().await?;
-            return Ok(convert::referral(&r, true));
+            return Ok(self.view(&caller, &r));
         }
         store::save_correction(&mut tx, &r, &corrected).await?;
         tracing::info!(
@@ -661,8 +925,20 @@ impl ReferralsApi {
                 &[events::family_corrected(&r, &corrected, reason, now)],
             )
             .await?;
+        self.auditor
+            .record_in(
+                &mut tx,
+                &[self.record_of(
+                    &caller,
+                    "CorrectFamilyDetails",
+                    AccessAction::Write,
+                    basis,
+                    &r,
+                )],
+            )
+            .await?;
         self.outbox.commit(tx).await?;
-        Ok(convert::referral(&r, true))
+        Ok(self.view(&caller, &r))
     }
 
     #[tracing::instrument(skip_all, fields(family = %req.get_ref().name), err(level = "info"))]
@@ -673,37 +949,83 @@ impl ReferralsApi {
         let id = validate::resource_id(&mut v, "name", &name, "families");
         v.into_result(())?;
         let mut conn = self.pool.acquire().await?;
-        let not_found = || Error::NotFound(name.clone());
-        let (area, created) = store::load_family(&mut conn, id)
-            .await?
-            .ok_or_else(not_found)?;
-        // A caller sees the family through the referrals they may see, and only the
-        // members named on those.
-        let visible: Vec<Uuid> = store::family_referrals(&mut conn, id)
-            .await?
-            .into_iter()
-            .filter(|(_, org, area)| {
-                access::can_see(
+        let Some((area, created)) = store::load_family(&mut conn, id).await? else {
+            drop(conn);
+            return self
+                .refuse(
                     &caller,
-                    Parties {
-                        referring_org: org,
-                        receiving_area: area,
-                    },
+                    "GetFamily",
+                    AccessAction::Read,
+                    &name,
+                    None,
+                    Error::NotFound(name.clone()),
                 )
-            })
-            .map(|(rid, _, _)| rid)
-            .collect();
-        if visible.is_empty() {
-            return Err(not_found());
+                .await;
+        };
+        // A caller sees the family through the referrals they may see, and only the
+        // members named on those: its own referrals and the area's by their parties,
+        // all of them through a relationship with the family (a team, a place, an
+        // order) or an emergency grant.
+        let related = self
+            .access
+            .basis(
+                &mut conn,
+                &caller,
+                &name,
+                kit_access::Parties::default(),
+                Need::Read,
+                clock::now(),
+            )
+            .await?;
+        let mut visible: Vec<(Uuid, Basis)> = Vec::new();
+        for (rid, org, area) in store::family_referrals(&mut conn, id).await? {
+            let parties = kit_access::Parties {
+                referring: Some(&org),
+                receiving_area: Some(&area),
+            };
+            if let Some(b) = kit_access::local_basis(&caller, parties).or(related) {
+                visible.push((rid, b));
+            }
         }
-        let (children, adults) = store::members_of(&mut conn, &visible).await?;
+        let Some(basis) = visible.first().map(|(_, b)| *b) else {
+            drop(conn);
+            return self
+                .refuse(
+                    &caller,
+                    "GetFamily",
+                    AccessAction::Read,
+                    &name,
+                    Some(id),
+                    Error::NotFound(name.clone()),
+                )
+                .await;
+        };
+        let ids: Vec<Uuid> = visible.iter().map(|(r, _)| *r).collect();
+        let (children, adults) = store::members_of(&mut conn, &ids).await?;
+        drop(conn);
+        let referrals: Vec<String> = ids.iter().map(|r| convert::referral_name(*r)).collect();
+        self.auditor
+            .record(
+                Record::new(&caller, &method("GetFamily"), AccessAction::Read, basis).of(
+                    [vec![name.clone()], referrals.clone()].concat(),
+                    vec![name.clone()],
+                ),
+            )
+            .await?;
+        let mut children: Vec<pb::Child> = children.iter().map(|c| convert::child(id, c)).collect();
+        let mut adults: Vec<pb::Adult> = adults.iter().map(|a| convert::adult(id, a)).collect();
+        convert::redact_people(
+            &mut children,
+            &mut adults,
+            &redaction::parts(&caller.roles, Resource::Family),
+        );
         Ok(pb::GetFamilyResponse {
             family: Some(pb::Family {
                 name: convert::family_name(id),
                 receiving_area: area,
-                children: children.iter().map(|c| convert::child(id, c)).collect(),
-                adults: adults.iter().map(|a| convert::adult(id, a)).collect(),
-                referrals: visible.iter().map(|r| convert::referral_name(*r)).collect(),
+                children,
+                adults,
+                referrals,
                 create_time: Some(convert::ts(created)),
             }),
         })
@@ -714,10 +1036,19 @@ impl ReferralsApi {
         let caller = caller_of(&req)?;
         let mut req = req.into_inner();
         if !access::can_refer(&caller) {
-            return Err(denied(
-                "ROLE_REQUIRED",
-                "creating a referral needs the referrer or triage role",
-            ));
+            return self
+                .refuse(
+                    &caller,
+                    "CreateReferral",
+                    AccessAction::Write,
+                    "referrals",
+                    None,
+                    denied(
+                        "ROLE_REQUIRED",
+                        "creating a referral needs the referrer or triage role",
+                    ),
+                )
+                .await;
         }
         let now = clock::now();
         let mut v = Violations::new();
@@ -756,15 +1087,23 @@ impl ReferralsApi {
                 key,
                 referral: r,
                 span: tracing::Span::current(),
+                audit: Record::new(
+                    &caller,
+                    &method("CreateReferral"),
+                    AccessAction::Write,
+                    Basis::ReferringOrganisation,
+                ),
             })
             .await?;
         let r = match outcome {
             Outcome::Created(r) => r,
             Outcome::Conflict => return Err(ApiError::request_id_reused().into()),
-            Outcome::Replay(resource) => return self.replay(&caller, &resource).await,
+            Outcome::Replay(resource) => {
+                return self.replay(&caller, &resource, "CreateReferral").await;
+            }
         };
         tracing::info!(referral_id = %r.id, linked = r.linked_existing, "referral received");
-        Ok(convert::referral(&r, true))
+        Ok(self.view(&caller, &r))
     }
 }
 

@@ -5,6 +5,7 @@ use hearth_proto::referrals as pb;
 use hearth_proto::types::Date;
 use uuid::Uuid;
 
+use crate::domain::redaction::Part;
 use crate::domain::*;
 
 pub fn referral_name(id: Uuid) -> String {
@@ -205,5 +206,70 @@ pub fn reference(r: &Referral) -> pb::ReferralRef {
         source: r.source as i32,
         route: r.route as i32,
         safeguarding_concern: r.safeguarding,
+    }
+}
+
+/// Blanks what `parts` does not list (`domain::redaction`).
+pub fn redact_referral(r: &mut pb::Referral, parts: &[Part]) {
+    let has = |p: Part| parts.contains(&p);
+    if let Some(f) = r.family.as_mut() {
+        redact_people(&mut f.children, &mut f.adults, parts);
+    }
+    if !has(Part::Contact) {
+        r.address_lines.clear();
+        r.engagement_note.clear();
+    }
+    if !has(Part::Referrer) {
+        r.referrer = None;
+    }
+    if !has(Part::Narrative) {
+        r.description.clear();
+        for c in &mut r.contacts {
+            c.note.clear();
+        }
+        if let Some(d) = r.decision.as_mut() {
+            d.reason.clear();
+            d.destination.clear();
+        }
+    }
+    if !has(Part::Consents) {
+        r.consents.clear();
+    }
+    if !has(Part::Order) {
+        r.parenting_order = None;
+    }
+    if !has(Part::AccessNeeds) {
+        r.access_needs = None;
+    }
+}
+
+/// Blanks the people's parts `parts` does not list.
+pub fn redact_people(children: &mut [pb::Child], adults: &mut [pb::Adult], parts: &[Part]) {
+    let has = |p: Part| parts.contains(&p);
+    for c in children.iter_mut() {
+        if !has(Part::Identity) {
+            c.given_name.clear();
+            c.family_name.clear();
+            c.date_of_birth = None;
+            c.due_date = None;
+            c.ethnicity.clear();
+        }
+        if !has(Part::NhsNumber) {
+            c.nhs_number.clear();
+        }
+    }
+    for a in adults.iter_mut() {
+        if !has(Part::Identity) {
+            a.given_name.clear();
+            a.family_name.clear();
+            a.date_of_birth = None;
+            a.ethnicity.clear();
+            a.role = 0;
+        }
+        if !has(Part::Contact) {
+            a.phone.clear();
+            a.email.clear();
+            a.preferred_contact_method = 0;
+        }
     }
 }

@@ -30,6 +30,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use hearth_platform::access::Access;
+use hearth_platform::audit::{Auditor, OwnedChain, Record};
 use hearth_platform::db;
 use hearth_platform::idempotency::{Claim, RequestKey};
 use hearth_platform::outbox::{Outbox, OutboxEvent};
@@ -54,6 +56,9 @@ pub struct Create {
     pub referral: Referral,
     /// The caller's span: the events are made in it, so they carry its trace.
     pub span: tracing::Span,
+    /// The audit record of the call (its records are named once written, the family
+    /// being known only after linking).
+    pub audit: Record,
 }
 
 /// What became of a create.
@@ -121,7 +126,11 @@ impl Intake {
     /// Each writer keeps its connection rather than taking one from a pool per
     /// batch, which cost a check round trip on each return (sqlx's). The
     /// connections are made from `pool`'s options.
-    pub fn start(pool: &PgPool, opts: IntakeOptions) -> std::io::Result<(Intake, Writers)> {
+    pub fn start(
+        pool: &PgPool,
+        opts: IntakeOptions,
+        auditor: Auditor,
+    ) -> std::io::Result<(Intake, Writers)> {
         let (queue, rx) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
         let (done_tx, done) = oneshot::channel();
@@ -140,7 +149,12 @@ impl Intake {
                     let pool = db::pool_options(1).connect_lazy_with(options.clone());
                     let outbox =
                         Outbox::new(pool.clone(), Referrals::NAME, Referrals::STREAM.source);
-                    let writer = Arc::new(Writer { options, outbox });
+                    let writer = Arc::new(Writer {
+                        options,
+                        outbox,
+                        auditor,
+                        access: Access::new(Referrals::NAME),
+                    });
                     let queue = Arc::new(Mutex::new(rx));
                     let mut tasks = JoinSet::new();
                     for _ in 0..writers {
@@ -172,34 +186,49 @@ impl Intake {
 struct Writer {
     options: PgConnectOptions,
     outbox: Outbox,
+    auditor: Auditor,
+    access: Access,
 }
 
-/// A writer's own connection, made on first use and made again after it broke.
+/// A writer's own connection, made on first use and made again after it broke, with
+/// the audit chain it writes its creates' records on (a new one with each
+/// connection: a lost connection leaves the old chain's head as the database has it).
 #[derive(Default)]
 struct Conn {
-    live: Option<(PgConnection, Instant)>,
+    live: Option<(PgConnection, Instant, Option<OwnedChain>)>,
 }
 
 impl Conn {
-    /// The connection, checked first if it sat idle (as our pools do, `db`).
-    async fn get(&mut self, options: &PgConnectOptions) -> Result<&mut PgConnection, sqlx::Error> {
-        if let Some((conn, used)) = &mut self.live
+    /// The connection, checked first if it sat idle (as our pools do, `db`), and its
+    /// audit chain when the log is written.
+    async fn get(
+        &mut self,
+        options: &PgConnectOptions,
+        auditor: &Auditor,
+    ) -> Result<(&mut PgConnection, Option<&mut OwnedChain>), sqlx::Error> {
+        if let Some((conn, used, _)) = &mut self.live
             && !db::usable(conn, used.elapsed()).await
         {
             self.live = None;
         }
         if self.live.is_none() {
-            self.live = Some((PgConnection::connect_with(options).await?, Instant::now()));
+            let mut conn = PgConnection::connect_with(options).await?;
+            let chain = if auditor.enabled() {
+                Some(OwnedChain::open(&mut conn, auditor.schema()).await?)
+            } else {
+                None
+            };
+            self.live = Some((conn, Instant::now(), chain));
         }
-        let (conn, used) = self.live.as_mut().expect("made above");
+        let (conn, used, chain) = self.live.as_mut().expect("made above");
         *used = Instant::now();
-        Ok(conn)
+        Ok((conn, chain.as_mut()))
     }
 
     /// After a failed transaction: keeps the connection if it still answers, so that
     /// the next transaction opens a new one only when this one broke.
     async fn check(&mut self) {
-        if let Some((conn, _)) = &mut self.live
+        if let Some((conn, _, _)) = &mut self.live
             && conn.ping().await.is_err()
         {
             self.live = None;
@@ -207,7 +236,7 @@ impl Conn {
     }
 
     async fn close(self) {
-        if let Some((conn, _)) = self.live {
+        if let Some((conn, _, _)) = self.live {
             let _ = conn.close().await;
         }
     }
@@ -297,9 +326,8 @@ impl Writer {
         conn: &mut Conn,
         creates: &[&Create],
     ) -> Result<Vec<Outcome>, sqlx::Error> {
-        let result = self
-            .transaction_on(conn.get(&self.options).await?, creates)
-            .await;
+        let (c, chain) = conn.get(&self.options, &self.auditor).await?;
+        let result = self.transaction_on(c, chain, creates).await;
         if result.is_err() {
             conn.check().await;
         }
@@ -309,6 +337,7 @@ impl Writer {
     async fn transaction_on(
         &self,
         conn: &mut PgConnection,
+        chain: Option<&mut OwnedChain>,
         creates: &[&Create],
     ) -> Result<Vec<Outcome>, sqlx::Error> {
         let lock_keys: Vec<Vec<String>> =
@@ -360,8 +389,41 @@ impl Writer {
                 })
                 .collect();
             store::insert_referrals(&mut tx, &self.outbox, &rows).await?;
+            // A court-ordered referral's responsible officer has a relationship with
+            // the family while the order stands (the access model).
+            for (r, _, _) in written.iter().filter(|(r, _, _)| r.order.is_some()) {
+                store::relate_officer(&self.access, &mut tx, r, r.received_at).await?;
+            }
         }
+        let records: Vec<Record> = creates
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| o.is_none())
+            .zip(&written)
+            .map(|((c, _), (r, _, _))| {
+                c.audit.clone().of(
+                    vec![crate::convert::referral_name(r.id)],
+                    vec![crate::convert::family_name(r.family_id)],
+                )
+            })
+            .collect();
+        let pending = match &chain {
+            Some(chain) => {
+                chain
+                    .append(
+                        &mut tx,
+                        self.auditor.schema(),
+                        self.auditor.sealer(),
+                        &records,
+                    )
+                    .await?
+            }
+            None => None,
+        };
         self.outbox.commit(tx).await?;
+        if let Some(chain) = chain {
+            chain.committed(pending);
+        }
         // The gaps are the creates written, in order.
         let mut made = written.into_iter().map(|(r, _, _)| r);
         outcomes

@@ -43,6 +43,9 @@ impl Service for Referrals {
     async fn wire(kit: &Kit, settings: ReferralsSettings, w: &mut Wiring) -> Result<(), BoxError> {
         let (api, writers) = api::ReferralsApi::start(kit, settings.intake)?;
         w.grpc(ReferralsServiceServer::new(api));
+        w.family_directory(store::Families);
+        // The relationships other services announce: family teams and places.
+        hearth_platform::access::consume(w, "referrals-access");
         // Creates queued when the calls drained are written before the relay stops.
         w.after_calls(writers.finish());
         Ok(())

@@ -1082,13 +1082,16 @@ fn referral_from_row(row: &PgRow) -> Referral {
     }
 }
 
-/// Who is listing: their organisation, and whether they see the area's referrals as
-/// triage and/or their own organisation's as a referrer.
+/// Who is listing: their organisation; whether their roles see their own
+/// organisation's referrals and the area's; and the relationships with families
+/// (a team, a place, an order) their roles see those families' referrals through.
 #[derive(Debug, Clone)]
 pub struct ListScope<'a> {
     pub org: &'a str,
     pub own_referrals: bool,
-    pub area_triage: bool,
+    pub area: bool,
+    pub related: &'a [hearth_platform::access::Basis],
+    pub now: DateTime<Utc>,
 }
 
 /// A page of referral ids the caller may see, in (received_at, id) order after
@@ -1104,7 +1107,11 @@ pub async fn list_ids(
     let source_in: Option<Vec<&str>> = f.source_in.as_deref().map(names);
     let rows = sqlx::query(
         "SELECT id, received_at FROM referrals.referrals
-          WHERE ((referring_org = $1 AND $2) OR (receiving_area = $1 AND $3))
+          WHERE ((referring_org = $1 AND $2) OR (receiving_area = $1 AND $3)
+                 OR ('families/' || family_id::text) IN (
+                        SELECT family FROM referrals.relationships
+                         WHERE organisation = $1 AND basis = ANY($14) AND starts_at <= $15
+                           AND (ends_at IS NULL OR ends_at > $15)))
             AND ($4::text[] IS NULL OR state = ANY($4))
             AND NOT (state = ANY($5::text[]))
             AND ($6::text[] IS NULL OR source = ANY($6))
@@ -1118,7 +1125,7 @@ pub async fn list_ids(
     )
     .bind(scope.org)
     .bind(scope.own_referrals)
-    .bind(scope.area_triage)
+    .bind(scope.area)
     .bind(state_in)
     .bind(names(&f.state_not))
     .bind(source_in)
@@ -1129,6 +1136,14 @@ pub async fn list_ids(
     .bind(after.map(|a| a.0))
     .bind(after.map(|a| a.1))
     .bind(limit)
+    .bind(
+        scope
+            .related
+            .iter()
+            .map(|b| hearth_proto::EnumName::name(*b))
+            .collect::<Vec<_>>(),
+    )
+    .bind(scope.now)
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows
@@ -1193,4 +1208,60 @@ pub async fn members_of(
         push_member(&mut children, &mut adults, row);
     }
     Ok((children, adults))
+}
+
+/// Records the responsible officer's relationship with the family of `r` from the
+/// order it carries (from the start of the day it was made to the end of its last
+/// day, UK time), ending any from an order `r` held before.
+pub async fn relate_officer(
+    access: &hearth_platform::access::Access,
+    conn: &mut PgConnection,
+    r: &Referral,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    use hearth_platform::access::{Basis, Relationship, end_of_uk_day, start_of_uk_day};
+    let source = crate::convert::referral_name(r.id);
+    access.end_source(conn, &source, now).await?;
+    if let Some(o) = &r.order {
+        let family = crate::convert::family_name(r.family_id);
+        access
+            .relate(
+                conn,
+                &Relationship {
+                    family: &family,
+                    organisation: &o.officer_org,
+                    basis: Basis::ResponsibleOfficer,
+                    source: &source,
+                    starts_at: start_of_uk_day(o.made),
+                    ends_at: Some(end_of_uk_day(o.expires)),
+                },
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The receiving area of the families whose referrals the service holds: for the
+/// access service (break-the-glass, the DPO's queries).
+#[derive(Debug, Clone, Copy)]
+pub struct Families;
+
+impl hearth_platform::access_service::Directory for Families {
+    fn receiving_area<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        family: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<String>, sqlx::Error>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            let Some(id) = family
+                .strip_prefix("families/")
+                .and_then(|id| Uuid::parse_str(id).ok())
+            else {
+                return Ok(None);
+            };
+            Ok(load_family(conn, id).await?.map(|(area, _)| area))
+        })
+    }
 }

@@ -224,7 +224,8 @@ async fn with_servers(
         .await
         .context("cannot bind a port for the service")?;
     let addr = listener.local_addr()?;
-    let (cfg, settings) = service_config(addr, &service_url, &nats.url(), public_key)?;
+    let roles = pg.service_roles("bench_service", "referrals").await?;
+    let (cfg, settings) = service_config(addr, &roles, &nats.url(), public_key)?;
     let stop = CancellationToken::new();
     let service = tokio::spawn(service::run::<Referrals>(
         cfg,
@@ -268,13 +269,15 @@ async fn with_servers(
 /// The service's configuration, as an operator would set it.
 fn service_config(
     addr: SocketAddr,
-    database_url: &str,
+    (owner_url, app_url): &(String, String),
     nats_url: &str,
     public_key: PathBuf,
 ) -> Result<(ServiceConfig, ReferralsSettings)> {
     let vars: Vec<(&str, String)> = vec![
         ("HEARTH_GRPC_ADDR", addr.to_string()),
-        ("HEARTH_DATABASE_URL", database_url.to_owned()),
+        ("HEARTH_DATABASE_URL", app_url.to_owned()),
+        ("HEARTH_DATABASE_OWNER_URL", owner_url.to_owned()),
+        ("HEARTH_AUDIT_SEAL_KEY", keys::random_secret()),
         ("HEARTH_DATABASE_MAX_CONNECTIONS", POOL_SIZE.to_string()),
         ("HEARTH_NATS_URL", nats_url.to_owned()),
         ("HEARTH_AUTH_ISSUER", keys::ISSUER.into()),

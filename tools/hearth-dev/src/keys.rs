@@ -47,6 +47,26 @@ pub fn ensure_dev_keys(layout: &Layout) -> Result<bool> {
     Ok(true)
 }
 
+/// The checkout's audit seal key (`.hearth/keys/audit-seal.key`), made once: the audit
+/// log of the local database stays verifiable from one `make run` to the next.
+pub fn dev_seal_key(layout: &Layout) -> Result<String> {
+    let path = layout.keys_dir.join("audit-seal.key");
+    match fs::read_to_string(&path) {
+        Ok(key) if key.trim().len() >= 32 => Ok(key.trim().to_owned()),
+        Ok(_) => bail!(
+            "{} is shorter than 32 characters; delete it to make a new one \
+             (the local audit log will then fail verification)",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = random_secret();
+            write_file(&path, &key, 0o600)?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
 /// Writes `text` to `path`, created with `mode` (replacing any old file).
 pub fn write_file(path: &Path, text: &str, mode: u32) -> Result<()> {
     let _ = fs::remove_file(path);

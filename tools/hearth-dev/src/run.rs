@@ -144,6 +144,9 @@ async fn start_and_serve(
         .context("cannot start Postgres")?;
     let pg = stack.pg.insert(pg);
     let database_url = pg.create_database(DATABASE).await?;
+    // The service migrates as its schema's owner and serves as a role that may only
+    // append to its audit log.
+    let roles = pg.service_roles(DATABASE, "referrals").await?;
     let dev_url = pg.create_database(DEV_DATABASE).await?;
     if shutdown.is_cancelled() {
         return Ok(());
@@ -171,7 +174,8 @@ async fn start_and_serve(
         referrals_bin,
         layout,
         opts.grpc_port,
-        &database_url,
+        &roles,
+        &keys::dev_seal_key(layout)?,
         &nats_url,
     )?;
     let child = stack.referrals.insert(child);
@@ -274,7 +278,8 @@ fn spawn_referrals(
     bin: &Path,
     layout: &Layout,
     grpc_port: u16,
-    database_url: &str,
+    (owner_url, app_url): &(String, String),
+    seal_key: &str,
     nats_url: &str,
 ) -> Result<Child> {
     let log_path = &layout.referrals_log;
@@ -291,7 +296,9 @@ fn spawn_referrals(
     let log_err = log.try_clone()?;
     let mut cmd = Command::new(bin);
     cmd.env("HEARTH_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
-        .env("HEARTH_DATABASE_URL", database_url)
+        .env("HEARTH_DATABASE_URL", app_url)
+        .env("HEARTH_DATABASE_OWNER_URL", owner_url)
+        .env("HEARTH_AUDIT_SEAL_KEY", seal_key)
         .env("HEARTH_NATS_URL", nats_url)
         .env("HEARTH_AUTH_ISSUER", keys::ISSUER)
         .env("HEARTH_AUTH_AUDIENCE", keys::AUDIENCE)

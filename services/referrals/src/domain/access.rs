@@ -1,14 +1,14 @@
-//! Who may see and change a referral. Deny by default.
+//! Who may change a referral. Who may *see* one is the kit's access model
+//! (`hearth_platform::access`: the referring organisation, the receiving area, the
+//! family's team, a provider, a responsible officer, an emergency grant); anyone who
+//! may not see it gets NOT_FOUND. Of those who see it:
 //!
-//! - The referring organisation sees the referrals it made (any role but analyst or
-//!   admin: analysts see de-identified data only, admins configure).
-//! - The receiving area's triage role sees every referral addressed to the area, and
-//!   alone makes triage decisions and records contacts.
-//! - A withdrawal or a consent may be recorded by the area's triage or by the referring
-//!   organisation's referrers (families tell whoever they know).
-//!
-//! Anyone who may not see a referral gets NOT_FOUND, so its existence is not disclosed;
-//! someone who sees it but lacks the role gets PERMISSION_DENIED.
+//! - the receiving area's triage role alone makes triage decisions and records
+//!   contacts;
+//! - a withdrawal, a consent, a Parenting Order or a correction to the family's details
+//!   may be recorded by the area's triage or by the referring organisation's referrers
+//!   (families tell whoever they know);
+//! - anyone else gets PERMISSION_DENIED.
 
 use hearth_platform::{Caller, Role};
 
@@ -25,11 +25,6 @@ pub const READER_ROLES: [Role; 4] = [
 pub struct Parties<'a> {
     pub referring_org: &'a str,
     pub receiving_area: &'a str,
-}
-
-pub fn can_see(caller: &Caller, p: Parties<'_>) -> bool {
-    is_area_triage(caller, p)
-        || (caller.organisation == p.referring_org && caller.has_any(&READER_ROLES))
 }
 
 pub fn is_area_triage(caller: &Caller, p: Parties<'_>) -> bool {
@@ -63,25 +58,6 @@ mod tests {
         referring_org: "school",
         receiving_area: "midlothian",
     };
-
-    #[test]
-    fn referring_org_and_area_triage_see_it_nobody_else_does() {
-        assert!(can_see(&caller("school", &[Role::Referrer]), P));
-        assert!(can_see(&caller("midlothian", &[Role::Triage]), P));
-        assert!(
-            !can_see(&caller("midlothian", &[Role::Practitioner]), P),
-            "area staff without triage"
-        );
-        assert!(
-            !can_see(&caller("police", &[Role::Triage]), P),
-            "another area's triage"
-        );
-        assert!(
-            !can_see(&caller("school", &[Role::Analyst]), P),
-            "analysts see no personal data"
-        );
-        assert!(!can_see(&caller("school", &[]), P), "no role, no access");
-    }
 
     #[test]
     fn only_area_triage_decides_and_referrers_may_withdraw() {

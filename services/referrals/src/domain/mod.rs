@@ -6,6 +6,7 @@ pub mod correction;
 pub mod filter;
 pub mod linking;
 pub mod nhs;
+pub mod redaction;
 pub mod validate;
 
 use chrono::{DateTime, NaiveDate, Utc};

@@ -19,12 +19,25 @@ async fn get_shows_a_referral_to_its_referrer_and_the_area_triage_only() {
             .is_ok(),
         "colleagues in the referring organisation"
     );
+    // The area's practitioners see it too (the receiving area, under the access
+    // model), without the NHS number their work does not need.
+    let seen = app
+        .client(AREA, &[Role::Practitioner, Role::Coordinator])
+        .get_referral(get(&r.name))
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    let child = &seen.family.as_ref().unwrap().children[0];
+    assert!(!child.given_name.is_empty());
+    assert!(
+        child.nhs_number.is_empty(),
+        "redacted for the area's practitioners"
+    );
     for (who, mut c) in [
         ("another organisation", app.outsider()),
-        (
-            "area staff without triage",
-            app.client(AREA, &[Role::Practitioner, Role::Coordinator]),
-        ),
+        ("the area's referrers", app.client(AREA, &[Role::Referrer])),
         (
             "an analyst of the referring org",
             app.client(REFERRER_ORG, &[Role::Analyst]),

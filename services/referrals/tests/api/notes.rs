@@ -680,9 +680,16 @@ async fn only_the_area_triage_or_the_referrer_may_withdraw_consent() {
     let before = rows(&app).await;
     // The referring organisation's other roles see the referral but may not act for
     // the family.
-    for role in [Role::Practitioner, Role::Coordinator, Role::Triage] {
+    for (org, role) in [
+        (REFERRER_ORG, Role::Practitioner),
+        (REFERRER_ORG, Role::Coordinator),
+        (REFERRER_ORG, Role::Triage),
+        // The area's practitioners see it, as the receiving area.
+        (AREA, Role::Practitioner),
+        (AREA, Role::Coordinator),
+    ] {
         let err = app
-            .client(REFERRER_ORG, &[role])
+            .client(org, &[role])
             .withdraw_consent(req(&id))
             .await
             .unwrap_err();
@@ -692,7 +699,7 @@ async fn only_the_area_triage_or_the_referrer_may_withdraw_consent() {
     // Those who do not see it are told it does not exist.
     for mut c in [
         app.outsider(),
-        app.client(AREA, &[Role::Practitioner, Role::Coordinator]),
+        app.client(AREA, &[Role::Referrer]),
         app.client(REFERRER_ORG, &[Role::Analyst]),
     ] {
         let err = c.withdraw_consent(req(&rid())).await.unwrap_err();

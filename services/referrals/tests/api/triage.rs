@@ -169,8 +169,18 @@ async fn only_the_area_triage_decides_and_others_do_not_see_the_referral() {
             .await
             .unwrap_err();
         assert_status(&err, Code::NotFound, "NOT_FOUND");
+        // The area's practitioners see it (the receiving area) but do not decide.
         let err = apply(
             &mut app.client(AREA, &[Role::Practitioner]),
+            verb,
+            &r.name,
+            &rid(),
+        )
+        .await
+        .unwrap_err();
+        assert_status(&err, Code::PermissionDenied, "ROLE_REQUIRED");
+        let err = apply(
+            &mut app.client(AREA, &[Role::Referrer]),
             verb,
             &r.name,
             &rid(),
@@ -498,7 +508,7 @@ async fn withdrawing_a_referral_validates_authorises_and_writes_nothing_when_rej
         assert_status(&err, Code::PermissionDenied, "ROLE_REQUIRED");
         assert_eq!(rows(&app).await, before, "{roles:?} wrote something");
     }
-    for mut c in [app.outsider(), app.client(AREA, &[Role::Practitioner])] {
+    for mut c in [app.outsider(), app.client(AREA, &[Role::Referrer])] {
         let err = c
             .withdraw_referral(req(&r.name, &rid(), &reason))
             .await
