@@ -67,6 +67,10 @@ fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
+/// Where a first page starts, newest first: 9999-12-31, within what Postgres and
+/// chrono both hold.
+const END_OF_TIME_MICROS: i64 = 253_402_214_400_000_000;
+
 /// A period from a request's optional times (the beginning of time and now when
 /// unset), each checked.
 fn period(
@@ -76,7 +80,7 @@ fn period(
 ) -> (DateTime<Utc>, DateTime<Utc>) {
     let start = start
         .and_then(|t| validate::timestamp(v, "start_time", t))
-        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     let end = end
         .and_then(|t| validate::timestamp(v, "end_time", t))
         .unwrap_or_else(|| crate::clock::now() + chrono::Duration::seconds(1));
@@ -108,6 +112,15 @@ fn access_record(row: &sqlx::postgres::PgRow) -> pb::AccessRecord {
     }
 }
 
+/// What a refused call asked about, for its audit record: the resource name when it is
+/// one of `collection`, else the collection (unchecked input stays out of the log).
+fn asked_about(asked: &str, collection: &str) -> String {
+    match asked.split_once('/') {
+        Some((c, id)) if c == collection && Uuid::parse_str(id).is_ok() => asked.to_owned(),
+        _ => collection.to_owned(),
+    }
+}
+
 /// The position after a page of records, newest first: (time µs, chain, seq).
 type Position = (i64, i32, i64);
 
@@ -124,15 +137,17 @@ impl AccessApi {
         Caller::of(req)
     }
 
-    fn dpo(&self, caller: &Caller) -> Result<()> {
+    /// The data protection officer's questions need the `dpo` role; a refusal is
+    /// recorded like any other.
+    async fn dpo(&self, caller: &Caller, method: &str, asked: &str) -> Result<()> {
         if caller.has(Role::Dpo) {
-            Ok(())
-        } else {
-            Err(ApiError::denied(
-                "ROLE_REQUIRED",
-                "the audit log is for the data protection officer (role dpo)",
-            ))
+            return Ok(());
         }
+        self.refuse(caller, method, asked).await?;
+        Err(ApiError::denied(
+            "ROLE_REQUIRED",
+            "the audit log is for the data protection officer (role dpo)",
+        ))
     }
 
     /// Runs a page query of the audit log and records the DPO's reading of it.
@@ -149,11 +164,14 @@ impl AccessApi {
         page: Page<Position>,
     ) -> Result<(Vec<pb::AccessRecord>, String)> {
         let size = page.size;
-        let after = page.after.unwrap_or((i64::MAX, i32::MAX, i64::MAX));
+        let after = page
+            .after
+            .unwrap_or((END_OF_TIME_MICROS, i32::MAX, i64::MAX));
         let q = sqlx::query(sql);
         let q = bind(q)
             .bind(
-                DateTime::<Utc>::from_timestamp_micros(after.0).unwrap_or(DateTime::<Utc>::MAX_UTC),
+                DateTime::<Utc>::from_timestamp_micros(after.0)
+                    .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
             )
             .bind(after.1)
             .bind(after.2)
@@ -190,7 +208,8 @@ impl AccessApi {
         req: Request<pb::ListFamilyAccessRequest>,
     ) -> Result<pb::ListFamilyAccessResponse> {
         let caller = self.caller(&req)?;
-        self.dpo(&caller)?;
+        let asked = asked_about(&req.get_ref().family, "families");
+        self.dpo(&caller, "ListFamilyAccess", &asked).await?;
         let req = req.into_inner();
         let mut v = Violations::new();
         validate::resource_id(&mut v, "family", &req.family, "families");
@@ -199,7 +218,9 @@ impl AccessApi {
             method: "ListFamilyAccess",
             page_size: req.page_size,
             page_token: &req.page_token,
-            filter: &format!("{}|{start:?}|{end:?}", req.family),
+            // The request's own times: "now" when unset moves between pages, while
+            // the position already keeps later records out.
+            filter: &format!("{}|{:?}|{:?}", req.family, req.start_time, req.end_time),
             order_by: "",
         };
         let page = self.pager.page::<Position>(&mut v, &query);
@@ -242,7 +263,8 @@ impl AccessApi {
         req: Request<pb::ListCallerAccessRequest>,
     ) -> Result<pb::ListCallerAccessResponse> {
         let caller = self.caller(&req)?;
-        self.dpo(&caller)?;
+        self.dpo(&caller, "ListCallerAccess", "accessRecords")
+            .await?;
         let req = req.into_inner();
         let mut v = Violations::new();
         let org = validate::org_id(&mut v, "organisation", &req.organisation);
@@ -255,12 +277,14 @@ impl AccessApi {
             method: "ListCallerAccess",
             page_size: req.page_size,
             page_token: &req.page_token,
-            filter: &format!("{org}|{subject}|{start:?}|{end:?}"),
+            filter: &format!("{org}|{subject}|{:?}|{:?}", req.start_time, req.end_time),
             order_by: "",
         };
         let page = self.pager.page::<Position>(&mut v, &query);
         v.into_result(())?;
         if org != caller.organisation {
+            self.refuse(&caller, "ListCallerAccess", "accessRecords")
+                .await?;
             return Err(ApiError::denied(
                 "ROLE_REQUIRED",
                 "a data protection officer asks about their own organisation's staff",
@@ -289,8 +313,8 @@ impl AccessApi {
         })
     }
 
-    /// Records a refusal (fail closed: unrecorded, the call is UNAVAILABLE).
-    async fn deny(&self, caller: &Caller, method: &str, family: &str) -> Result<()> {
+    /// Records the refusal of a call about `asked` (not a family's records).
+    async fn refuse(&self, caller: &Caller, method: &str, asked: &str) -> Result<()> {
         self.auditor
             .record(
                 Record::new(
@@ -299,7 +323,32 @@ impl AccessApi {
                     pb::AccessAction::Read,
                     Basis::None,
                 )
-                .of(vec![family.to_owned()], vec![family.to_owned()])
+                .of(
+                    vec![asked.to_owned()],
+                    // A question about a family is the family's business.
+                    [asked]
+                        .into_iter()
+                        .filter(|a| a.starts_with("families/"))
+                        .map(str::to_owned)
+                        .collect(),
+                )
+                .denied(),
+            )
+            .await
+    }
+
+    /// Records a refusal (fail closed: unrecorded, the call is UNAVAILABLE).
+    async fn deny(&self, caller: &Caller, method: &str, family: &str) -> Result<()> {
+        let family = asked_about(family, "families");
+        self.auditor
+            .record(
+                Record::new(
+                    caller,
+                    &format!("{METHOD_PREFIX}{method}"),
+                    pb::AccessAction::Read,
+                    Basis::None,
+                )
+                .of(vec![family.clone()], vec![family])
                 .denied(),
             )
             .await
@@ -312,6 +361,7 @@ impl AccessApi {
         let caller = self.caller(&req)?;
         let mut req = req.into_inner();
         if !caller.has_any(roles_for(Basis::BreakGlass)) {
+            self.deny(&caller, "BreakGlass", &req.family).await?;
             return Err(ApiError::denied(
                 "ROLE_REQUIRED",
                 "breaking the glass needs a working role (referrer, triage, practitioner or coordinator)",
@@ -398,7 +448,8 @@ impl AccessApi {
         req: Request<pb::ListBreakGlassGrantsRequest>,
     ) -> Result<pb::ListBreakGlassGrantsResponse> {
         let caller = self.caller(&req)?;
-        self.dpo(&caller)?;
+        self.dpo(&caller, "ListBreakGlassGrants", "breakGlassGrants")
+            .await?;
         let req = req.into_inner();
         let mut v = Violations::new();
         let (start, _) = period(&mut v, req.start_time.as_ref(), None);
@@ -411,7 +462,7 @@ impl AccessApi {
         };
         let page = self.pager.page::<(i64, Uuid)>(&mut v, &query);
         v.into_result(())?;
-        let (t, id) = page.after.unwrap_or((i64::MAX, Uuid::max()));
+        let (t, id) = page.after.unwrap_or((END_OF_TIME_MICROS, Uuid::max()));
         let s = self.schema;
         let mut rows = sqlx::query(&format!(
             "SELECT * FROM {s}.break_glass
@@ -420,7 +471,7 @@ impl AccessApi {
         ))
         .bind(&caller.organisation)
         .bind(start)
-        .bind(DateTime::<Utc>::from_timestamp_micros(t).unwrap_or(DateTime::<Utc>::MAX_UTC))
+        .bind(DateTime::<Utc>::from_timestamp_micros(t).unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
         .bind(id)
         .bind(page.size + 1)
         .fetch_all(&self.pool)

@@ -470,15 +470,31 @@ impl Auditor {
     }
 
     /// Writes a change's records in its transaction, on any chain no other
-    /// transaction holds (or a new one).
+    /// transaction holds (or a new one). Fails with UNAVAILABLE when they cannot be
+    /// written: the caller then rolls the change back.
     pub async fn record_in(
         &self,
         conn: &mut PgConnection,
         records: &[Record],
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), ApiError> {
         if self.queue.is_none() || records.is_empty() {
             return Ok(());
         }
+        self.append_in(conn, records).await.map_err(|err| {
+            tracing::error!(error = %err, "a change's audit record could not be written");
+            ApiError::Unavailable {
+                message:
+                    "the change could not be recorded in the audit log; nothing was changed; retry"
+                        .into(),
+            }
+        })
+    }
+
+    async fn append_in(
+        &self,
+        conn: &mut PgConnection,
+        records: &[Record],
+    ) -> Result<(), sqlx::Error> {
         let s = self.schema;
         let row = sqlx::query(&format!(
             "SELECT chain, seq, hash FROM {s}.audit_chains WHERE NOT owned

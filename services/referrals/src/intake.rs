@@ -33,6 +33,7 @@ use std::time::Instant;
 use hearth_platform::access::Access;
 use hearth_platform::audit::{Auditor, OwnedChain, Record};
 use hearth_platform::db;
+use hearth_platform::error::ApiError;
 use hearth_platform::idempotency::{Claim, RequestKey};
 use hearth_platform::outbox::{Outbox, OutboxEvent};
 use hearth_platform::service::Service as _;
@@ -83,7 +84,7 @@ pub struct IntakeOptions {
 
 struct Pending {
     create: Create,
-    reply: oneshot::Sender<Result<Outcome, sqlx::Error>>,
+    reply: oneshot::Sender<Result<Outcome, ApiError>>,
 }
 
 /// Never prints the referral: it is personal data.
@@ -174,12 +175,14 @@ impl Intake {
 
     /// Writes `create` (with whatever else is waiting) and says what became of it.
     /// `PoolClosed` once the intake has been closed by [`Writers::finish`].
-    pub async fn submit(&self, create: Create) -> Result<Outcome, sqlx::Error> {
+    pub async fn submit(&self, create: Create) -> Result<Outcome, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Pending { create, reply })
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
+            .map_err(|_| ApiError::from(sqlx::Error::PoolClosed))?;
+        answer
+            .await
+            .map_err(|_| ApiError::from(sqlx::Error::PoolClosed))?
     }
 }
 
@@ -325,7 +328,7 @@ impl Writer {
         &self,
         conn: &mut Conn,
         creates: &[&Create],
-    ) -> Result<Vec<Outcome>, sqlx::Error> {
+    ) -> Result<Vec<Outcome>, ApiError> {
         let (c, chain) = conn.get(&self.options, &self.auditor).await?;
         let result = self.transaction_on(c, chain, creates).await;
         if result.is_err() {
@@ -339,7 +342,7 @@ impl Writer {
         conn: &mut PgConnection,
         chain: Option<&mut OwnedChain>,
         creates: &[&Create],
-    ) -> Result<Vec<Outcome>, sqlx::Error> {
+    ) -> Result<Vec<Outcome>, ApiError> {
         let lock_keys: Vec<Vec<String>> =
             creates.iter().map(|c| identity_keys(&c.referral)).collect();
         let inputs: Vec<ClaimInput> = creates
@@ -416,7 +419,13 @@ impl Writer {
                         self.auditor.sealer(),
                         &records,
                     )
-                    .await?
+                    .await
+                    .map_err(|err| {
+                        tracing::error!(error = %err, "creates' audit records could not be written");
+                        ApiError::Unavailable {
+                            message: "the referral could not be recorded in the audit log; nothing was written; retry".into(),
+                        }
+                    })?
             }
             None => None,
         };
@@ -437,8 +446,10 @@ impl Writer {
 }
 
 /// An internal error: a create left without an outcome (a bug, never the caller's).
-fn unanswered() -> sqlx::Error {
-    sqlx::Error::Protocol("a create was left without an outcome".into())
+fn unanswered() -> ApiError {
+    ApiError::from(sqlx::Error::Protocol(
+        "a create was left without an outcome".into(),
+    ))
 }
 
 /// Splits a batch into transactions written one after another, so that no

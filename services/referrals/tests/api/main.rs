@@ -1,6 +1,8 @@
 //! Integration tests for the referrals service: a real server, real Postgres, real
 //! NATS JetStream, a real tonic client.
 
+mod access;
+mod audit;
 mod create;
 mod events;
 mod family;
@@ -10,5 +12,6 @@ mod linking;
 mod list_get;
 mod notes;
 mod orders_and_corrections;
+mod redaction;
 mod server;
 mod triage;
