@@ -4,8 +4,9 @@
 //! interceptor turns a valid token into a typed [`Caller`] in the request extensions;
 //! handlers ask the caller questions and never parse tokens.
 //!
-//! Mutual TLS for partner systems fits in front of this: a verified client certificate
-//! will map to a `Caller` in the same extension slot.
+//! With mutual TLS on ([`crate::tls`]), the token is still required, and its
+//! organisation must be the one the client certificate names: the interceptor checks
+//! both before it puts the `Caller` in.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -283,11 +284,24 @@ impl TokenVerifier {
 pub struct Authenticator {
     verifier: TokenVerifier,
     domain: &'static str,
+    /// mTLS is on: the client certificate's organisation must be the token's.
+    client_certificates: bool,
 }
 
 impl Authenticator {
     pub fn new(verifier: TokenVerifier, domain: &'static str) -> Self {
-        Authenticator { verifier, domain }
+        Authenticator {
+            verifier,
+            domain,
+            client_certificates: false,
+        }
+    }
+
+    /// With mutual TLS on: every call's client certificate must name the token's
+    /// organisation ([`crate::tls::check_certificate_organisation`]).
+    pub fn require_client_certificates(mut self, on: bool) -> Self {
+        self.client_certificates = on;
+        self
     }
 }
 
@@ -296,6 +310,14 @@ impl tonic::service::Interceptor for Authenticator {
         match self.verifier.verify_metadata(req.metadata()) {
             Ok(caller) => {
                 tracing::Span::current().record("caller_org", caller.organisation.as_str());
+                if self.client_certificates {
+                    let certs = req.peer_certs();
+                    crate::tls::check_certificate_organisation(
+                        certs.as_deref().map(Vec::as_slice),
+                        &caller.organisation,
+                        self.domain,
+                    )?;
+                }
                 req.extensions_mut().insert(caller);
                 Ok(req)
             }

@@ -162,6 +162,11 @@ pub struct ServiceConfig {
     pub break_glass: Duration,
     /// How the service logs and traces.
     pub telemetry: TelemetryConfig,
+    /// `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`, `HEARTH_TLS_CLIENT_CA`: mutual TLS, on when
+    /// all three are set (see [`crate::tls`]).
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// `HEARTH_HEALTH_ADDR`: a plaintext port serving only health; required with mTLS.
+    pub health_addr: Option<SocketAddr>,
 }
 
 /// Request ids are kept a week unless configured otherwise (our default; at least a
@@ -318,6 +323,8 @@ impl ServiceConfig {
                 .filter(|p| !p.as_os_str().is_empty())
                 .collect(),
         };
+        let tls = crate::tls::TlsConfig::from_env(env)?;
+        let health_addr = crate::tls::health_addr_from_env(env, tls.is_some())?;
         Ok(ServiceConfig {
             grpc_addr,
             database_url: Secret::new(database_url),
@@ -365,6 +372,8 @@ impl ServiceConfig {
                 )?,
             ),
             telemetry: TelemetryConfig::from_env(env)?,
+            tls,
+            health_addr,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! - [`server`]: the gRPC server scaffold (health, reflection, limits, shutdown).
 //! - [`error`]: AIP-193 errors with `google.rpc` details.
 //! - [`auth`]: bearer tokens and the typed caller.
+//! - [`tls`]: mutual TLS for partner systems (settings, server config, certificate ↔ token).
 //! - [`service`]: the runtime that starts, serves and stops a service in order.
 //! - [`idempotency`]: request-id claims for idempotent mutations.
 //! - [`page`], [`filter`]: signed page tokens and the AIP-160 filter subset.
@@ -37,6 +38,7 @@ pub mod page;
 pub mod server;
 pub mod service;
 pub mod telemetry;
+pub mod tls;
 pub mod validate;
 
 pub use auth::{Caller, Role};

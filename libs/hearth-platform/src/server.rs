@@ -2,7 +2,9 @@
 //! per-request timeout, a global concurrency limit that sheds load (RESOURCE_EXHAUSTED)
 //! instead of queueing, message-size limits (RESOURCE_EXHAUSTED with reason
 //! `MESSAGE_TOO_LARGE`), trace-context extraction, and graceful shutdown (health goes
-//! NOT_SERVING first, in-flight calls finish, then the listener closes).
+//! NOT_SERVING first, in-flight calls finish, then the listener closes). With mutual
+//! TLS on, the gRPC port takes only TLS connections with a client certificate, and a
+//! second, plaintext port serves the same health status and nothing else.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -40,13 +42,35 @@ impl From<&ServiceConfig> for ServerOptions {
 /// The gRPC health protocol's service name.
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 
+/// How the server is reached: its gRPC listener, TLS on it (mutual TLS, from
+/// [`crate::tls::server_config`]), and a plaintext listener that serves health only.
+/// From a bare listener: plaintext, and health on the gRPC port alone.
+#[derive(Debug)]
+pub struct Transport {
+    pub listener: TcpListener,
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    pub health: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Transport {
+    fn from(listener: TcpListener) -> Self {
+        Transport {
+            listener,
+            tls: None,
+            health: None,
+        }
+    }
+}
+
 /// Serves `routes` (the service's own gRPC services, already wrapped with
-/// authentication) plus health and reflection on `listener` until `shutdown` fires.
+/// authentication) plus health and reflection on `transport` until `shutdown` fires.
 /// `names` are the fully-qualified service names reported as SERVING; `descriptors`
 /// is the encoded `FileDescriptorSet` reflection serves for them; `domain` is the
-/// service's error domain.
+/// service's error domain. `transport` may add TLS and the health-only port; the latter
+/// reports what the main server's health does (one reporter), NOT_SERVING through the
+/// drain, and closes after the main server.
 pub async fn serve(
-    listener: TcpListener,
+    transport: Transport,
     opts: ServerOptions,
     domain: &'static str,
     routes: Routes,
@@ -87,12 +111,19 @@ pub async fn serve(
 
     // Without TCP_NODELAY, Nagle's algorithm holds small responses back for up to
     // ~40 ms waiting for the client's delayed ACK: a latency floor on every call.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+    let incoming = tonic::transport::server::TcpIncoming::from(transport.listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(Duration::from_secs(60)));
     let names: Vec<&'static str> = names.to_vec();
     let signal = drain(reporter, names, opts.shutdown_drain, shutdown);
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = transport.tls {
+        server = server.tls_config(tls)?;
+    }
+    let health_only = transport
+        .health
+        .map(|l| serve_health_only(l, health_service.clone()));
+    let served = server
         .timeout(opts.request_timeout)
         .trace_fn(crate::telemetry::grpc_request_span)
         .layer(limits)
@@ -101,7 +132,34 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(incoming, signal)
-        .await
+        .await;
+    if let Some((stop, task)) = health_only {
+        stop.cancel();
+        if let Ok(Err(e)) = task.await {
+            tracing::warn!(error = %e, "the health-only server failed");
+        }
+    }
+    served
+}
+
+/// The plaintext health-only server: the health service given (so the status is the
+/// main server's), nothing else, until the returned token is cancelled.
+fn serve_health_only<H: tonic_health::pb::health_server::Health>(
+    listener: TcpListener,
+    health: tonic_health::pb::health_server::HealthServer<H>,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "health listening (plaintext, health only)");
+    }
+    let stop = CancellationToken::new();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = tonic::transport::Server::builder()
+        .add_service(health)
+        .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
+    (stop, tokio::spawn(server))
 }
 
 /// Sets a generated gRPC server's message-size limits, both ways. Implemented for

@@ -18,7 +18,9 @@
 //! 6. the gRPC server: the service's contracts and `hearth.access.v1.AccessService`
 //!    (the DPO's queries and break-the-glass), health, reflection of those contracts
 //!    only, timeouts, the concurrency limit, message-size limits and the
-//!    authenticator.
+//!    authenticator; with mutual TLS on (`HEARTH_TLS_*`, read and checked before
+//!    step 3, as is the health-only port), TLS with client certificates, and health
+//!    alone in plaintext on `HEARTH_HEALTH_ADDR`.
 //!
 //! Shutdown (SIGTERM or SIGINT, or the token a test cancels) runs one tree of
 //! cancellation tokens in order: health goes NOT_SERVING and calls drain; what the
@@ -56,7 +58,7 @@ use crate::inbox::{ConsumerSpec, ConsumerStats, Handler, Inbox};
 use crate::outbox::{self, Outbox, Relay, StreamSpec};
 use crate::page::Pager;
 use crate::server::{self, MessageLimits};
-use crate::{db, telemetry};
+use crate::{db, telemetry, tls};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -262,6 +264,7 @@ pub async fn run_with<S: Service>(
     options: RunOptions,
 ) -> Result<(), BoxError> {
     let verifier = TokenVerifier::from_config(&cfg.auth)?;
+    let transport = transport(&cfg, listener).await?;
     migrate_as_owner::<S>(&cfg).await?;
     let pool = connect::<S>(&cfg, cfg.database_max_connections).await?;
     db::check_serving_role(&pool, S::NAME).await?;
@@ -306,7 +309,8 @@ pub async fn run_with<S: Service>(
         consumers: Vec::new(),
         after_calls: Vec::new(),
         directory: None,
-        auth: Authenticator::new(verifier, S::DOMAIN),
+        auth: Authenticator::new(verifier, S::DOMAIN)
+            .require_client_certificates(cfg.tls.is_some()),
         max_message_bytes: cfg.max_message_bytes,
         kit: kit.clone(),
     };
@@ -338,9 +342,9 @@ pub async fn run_with<S: Service>(
         background,
     ));
 
-    tracing::info!(service = S::NAME, addr = %listener.local_addr()?, "listening");
+    tracing::info!(service = S::NAME, addr = %transport.listener.local_addr()?, "listening");
     let served = server::serve(
-        listener,
+        transport,
         (&cfg).into(),
         S::DOMAIN,
         wiring.routes.routes(),
@@ -363,6 +367,29 @@ pub async fn run_with<S: Service>(
     pool.close().await;
     tracing::info!(service = S::NAME, "stopped");
     served.map_err(Into::into)
+}
+
+/// The server's transport: `listener`, and mutual TLS and the health-only port when
+/// configured, their files read and port bound now, so that a bad file or a taken
+/// port stops start-up before anything runs.
+async fn transport(
+    cfg: &ServiceConfig,
+    listener: TcpListener,
+) -> Result<server::Transport, BoxError> {
+    let tls = cfg.tls.as_ref().map(tls::server_config).transpose()?;
+    let health = match cfg.health_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("{}: binding {addr}: {e}", tls::HEALTH_ADDR_VAR))?,
+        ),
+        None => None,
+    };
+    Ok(server::Transport {
+        listener,
+        tls,
+        health,
+    })
 }
 
 async fn connect<S: Service>(cfg: &ServiceConfig, max: u32) -> Result<PgPool, sqlx::Error> {

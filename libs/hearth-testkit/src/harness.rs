@@ -4,8 +4,9 @@
 //!   isolated account on its shared private NATS (or a NATS of the test's own, for
 //!   tests that stop it), a signing key, and the `HEARTH_*` settings that point a
 //!   service at them;
-//! - [`Running`]: the service under test in this process ([`service::run`]), or
-//!   [`Process`]: its real binary, as an operator starts it;
+//! - [`Running`]: the service under test in this process ([`service::run`]), with
+//!   mutual TLS if asked ([`crate::tls::Mtls`]), or [`Process`]: its real binary, as
+//!   an operator starts it;
 //! - tokens for an (organisation, roles) pair, and waiting for SERVING;
 //! - [`assert_status`] and [`assert_invalid`]: a status code with its `ErrorInfo`
 //!   reason and field violations;
@@ -35,6 +36,8 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 use uuid::Uuid;
+
+use crate::tls::Mtls;
 
 /// Issuer and audience of test tokens.
 pub const ISSUER: &str = "hearth-test";
@@ -260,8 +263,15 @@ pub struct Running<S: Service> {
     /// The superuser's pool on the service's database.
     pub pool: PgPool,
     pub js: jetstream::Context,
+    /// A plaintext channel to the gRPC port (with mutual TLS on, use
+    /// [`Running::mtls`] to connect instead).
     pub channel: Channel,
     pub addr: std::net::SocketAddr,
+    /// Where health is asked: the gRPC port, or with mutual TLS the plaintext
+    /// health-only port.
+    pub health: Channel,
+    /// The CA and settings, when started with [`Running::start_with_mtls`].
+    pub mtls: Option<Mtls>,
     pub shutdown: CancellationToken,
     pub handle: Option<JoinHandle<Result<(), BoxError>>>,
     _service: PhantomData<S>,
@@ -277,8 +287,25 @@ impl<S: Service> Running<S> {
     /// Starts `S` on a free port with `env`'s settings, then `settings` on top (as
     /// the environment variables an operator would set), and waits for SERVING.
     pub async fn start(env: TestEnv, settings: &[(&str, &str)]) -> Running<S> {
+        Self::start_inner(env, settings, None).await
+    }
+
+    /// As [`Running::start`], with mutual TLS on: a fresh CA (issue client
+    /// certificates from `mtls.ca`), a server certificate, and health in plaintext
+    /// on a port of its own, where start-up waits for SERVING.
+    pub async fn start_with_mtls(env: TestEnv, settings: &[(&str, &str)]) -> Running<S> {
+        let mtls = Mtls::new(env.dir());
+        Self::start_inner(env, settings, Some(mtls)).await
+    }
+
+    async fn start_inner(
+        env: TestEnv,
+        settings: &[(&str, &str)],
+        mtls: Option<Mtls>,
+    ) -> Running<S> {
         let mut vars: BTreeMap<String, String> =
             env.service_vars(S::NAME).await.into_iter().collect();
+        vars.extend(mtls.iter().flat_map(|m| m.vars().iter().cloned()));
         for (k, v) in settings {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
@@ -290,17 +317,20 @@ impl<S: Service> Running<S> {
             .expect("a free port");
         let addr = listener.local_addr().expect("bound");
         let shutdown = CancellationToken::new();
+        let cfg_health = cfg.health_addr;
         let handle = tokio::spawn(service::run::<S>(cfg, own, listener, shutdown.clone()));
-        let channel = channel(addr);
-        wait_serving(channel.clone(), "", String::new).await;
+        let health = channel(cfg_health.unwrap_or(addr));
+        wait_serving(health.clone(), "", String::new).await;
         let pool = env.pool().await;
         let js = env.jetstream().await;
         Running {
             env,
             pool,
             js,
-            channel,
+            channel: channel(addr),
             addr,
+            health,
+            mtls,
             shutdown,
             handle: Some(handle),
             _service: PhantomData,
@@ -315,6 +345,15 @@ impl<S: Service> Running<S> {
     /// A token for person `subject` of `organisation` with `roles`.
     pub fn token_for(&self, subject: &str, organisation: &str, roles: &[Role]) -> String {
         self.env.token_for(subject, organisation, roles)
+    }
+
+    /// A TLS channel to the service presenting a client certificate for
+    /// `organisation` from the test CA (started with [`Running::start_with_mtls`]).
+    pub async fn mtls_channel(&self, organisation: &str) -> Channel {
+        let mtls = self.mtls.as_ref().expect("started with mutual TLS");
+        mtls.connect(self.addr, Some(&mtls.ca.client(organisation)))
+            .await
+            .expect("a TLS connection with a good client certificate")
     }
 
     /// Stops the service (as SIGTERM would) and waits for `run` to return.
@@ -481,6 +520,31 @@ pub fn assert_status(status: &Status, code: Code, reason: &str) {
         .get_details_error_info()
         .expect("ErrorInfo on every error");
     assert_eq!(info.reason, reason, "{status:?}");
+}
+
+/// Asserts that a call failed on its connection (a refused TLS handshake, a server
+/// that does not speak to this client), not with a gRPC status the server sent.
+#[track_caller]
+pub fn assert_transport_error(status: &Status) {
+    let from_transport = std::error::Error::source(status).is_some()
+        && status.get_details_error_info().is_none()
+        && matches!(status.code(), Code::Unavailable | Code::Unknown);
+    assert!(
+        from_transport,
+        "a transport error was expected, not a gRPC status: {status:?}"
+    );
+}
+
+/// An error and its sources, `: `-separated (a TLS alert is several layers down).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
 }
 
 /// Asserts INVALID_ARGUMENT from `domain` with reason `reason` naming exactly

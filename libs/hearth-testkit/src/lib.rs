@@ -8,7 +8,7 @@
 //! that started it. It never connects to servers on the standard ports.
 //!
 //! [`harness`] builds on them: what every service's tests need to run a service and
-//! check what it did.
+//! check what it did; [`tls`] makes the certificates and clients for mutual TLS.
 
 mod bins;
 pub mod harness;
@@ -16,6 +16,7 @@ mod keeper;
 mod nats;
 mod pg;
 mod sys;
+pub mod tls;
 mod util;
 
 pub use nats::{NatsOptions, NatsServer, shared_nats_account};

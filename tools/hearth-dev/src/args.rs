@@ -1,5 +1,6 @@
 //! Hand-rolled flag parsing: `--name value` or `--name=value`, each flag at most once,
-//! only the flags a subcommand names. Errors say which flag and what was expected.
+//! only the flags a subcommand names, and switches that take no value (`--mtls`).
+//! Errors say which flag and what was expected.
 
 use anyhow::{Context as _, Result, bail};
 
@@ -7,17 +8,35 @@ use anyhow::{Context as _, Result, bail};
 #[derive(Debug, Default)]
 pub struct Args {
     pairs: Vec<(String, String)>,
+    switches: Vec<String>,
 }
 
 impl Args {
     /// Parses `raw` (the words after the subcommand), accepting only `allowed` flags.
     pub fn parse(raw: &[String], allowed: &[&str]) -> Result<Args> {
+        Self::parse_with_switches(raw, allowed, &[])
+    }
+
+    /// As [`Args::parse`], also accepting the `switches`, which take no value.
+    pub fn parse_with_switches(
+        raw: &[String],
+        allowed: &[&str],
+        switches: &[&str],
+    ) -> Result<Args> {
         let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut on: Vec<String> = Vec::new();
         let mut words = raw.iter();
         while let Some(word) = words.next() {
             let Some(flag) = word.strip_prefix("--") else {
                 bail!("unexpected argument {word:?}; flags look like --name value");
             };
+            if switches.contains(&flag) {
+                if on.iter().any(|s| s == flag) {
+                    bail!("--{flag} was given twice");
+                }
+                on.push(flag.to_owned());
+                continue;
+            }
             let (name, value) = match flag.split_once('=') {
                 Some((name, value)) => (name.to_owned(), value.to_owned()),
                 None => {
@@ -27,8 +46,15 @@ impl Args {
                     (flag.to_owned(), value.clone())
                 }
             };
+            if switches.contains(&name.as_str()) {
+                bail!("--{name} takes no value");
+            }
             if !allowed.contains(&name.as_str()) {
-                let known: Vec<String> = allowed.iter().map(|a| format!("--{a}")).collect();
+                let known: Vec<String> = allowed
+                    .iter()
+                    .chain(switches)
+                    .map(|a| format!("--{a}"))
+                    .collect();
                 bail!(
                     "unknown flag --{name}; this command takes {}",
                     known.join(", ")
@@ -39,7 +65,15 @@ impl Args {
             }
             pairs.push((name, value));
         }
-        Ok(Args { pairs })
+        Ok(Args {
+            pairs,
+            switches: on,
+        })
+    }
+
+    /// Whether switch `--name` was given.
+    pub fn on(&self, name: &str) -> bool {
+        self.switches.iter().any(|s| s == name)
     }
 
     /// The raw value of `--name`, if given.
@@ -121,6 +155,21 @@ mod tests {
         let a = Args::parse(&words("--grpc-port 0 --c 1,x"), &["grpc-port", "c"]).unwrap();
         assert!(a.port("grpc-port", 1).is_err());
         assert!(a.number_list("c", &[1]).is_err());
+    }
+
+    #[test]
+    fn switches_take_no_value() {
+        let a =
+            Args::parse_with_switches(&words("--mtls --grpc-port 1"), &["grpc-port"], &["mtls"])
+                .unwrap();
+        assert!(a.on("mtls"));
+        assert_eq!(a.port("grpc-port", 9).unwrap(), 1);
+        let a = Args::parse_with_switches(&words(""), &[], &["mtls"]).unwrap();
+        assert!(!a.on("mtls"));
+        let err = Args::parse_with_switches(&words("--mtls=yes"), &[], &["mtls"]).unwrap_err();
+        assert!(err.to_string().contains("takes no value"), "{err}");
+        let err = Args::parse_with_switches(&words("--nope 1"), &["a"], &["mtls"]).unwrap_err();
+        assert!(err.to_string().contains("--a, --mtls"), "{err}");
     }
 
     #[test]

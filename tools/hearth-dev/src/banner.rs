@@ -1,6 +1,7 @@
 //! What `make run` prints once the stack is ready: where things live, the ports, and
 //! commands that work as printed (buf curl through server reflection, with literal
-//! tokens), plus `.hearth/dev.env` with the same tokens for scripts.
+//! tokens, and with `--mtls` the client certificate of the token's organisation),
+//! plus `.hearth/dev.env` with the same tokens for scripts.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use crate::demo::{self, AREA, Facts, Tokens};
 use crate::keys;
 use crate::paths::Layout;
 use crate::run::RunOptions;
+use crate::tls::DevTls;
 
 /// Everything the banner shows.
 pub struct View<'a> {
@@ -23,6 +25,8 @@ pub struct View<'a> {
     pub nats_url: &'a str,
     pub facts: &'a Facts,
     pub tokens: &'a Tokens,
+    /// The run's development PKI, with `--mtls`.
+    pub tls: Option<&'a DevTls>,
     /// This binary, for the `hearth-dev token` hint.
     pub hearth_dev: Option<PathBuf>,
 }
@@ -39,17 +43,63 @@ const ENV_TOKENS: &[(&str, &str, &str)] = &[
     ("HEARTH_YOT_TOKEN", "midlothian-yot", "referrer"),
 ];
 
-/// A `buf curl` command: optional token, optional JSON body, then the URL.
-fn buf_curl(port: u16, token: Option<&str>, body: Option<&str>, method: &str) -> String {
-    let mut cmd = format!("{BUF} curl --protocol grpc --http2-prior-knowledge");
+/// How a printed command reaches the service: plaintext (`http://`), or over mutual
+/// TLS (`https://`) trusting the development CA and presenting an organisation's
+/// client certificate.
+#[derive(Clone, Copy)]
+struct Dial<'a> {
+    port: u16,
+    tls: Option<&'a DevTls>,
+    layout: &'a Layout,
+    /// A schema file, for a port without reflection.
+    schema: Option<&'a Path>,
+}
+
+impl Dial<'_> {
+    /// `buf curl` and its connection flags, as `org` (whose certificate it presents).
+    fn curl(&self, org: &str) -> Result<String> {
+        let l = self.layout;
+        let schema = self
+            .schema
+            .map(|s| format!(" --schema {}", l.relative(s)))
+            .unwrap_or_default();
+        let Some(tls) = self.tls else {
+            return Ok(format!(
+                "{BUF} curl{schema} --protocol grpc --http2-prior-knowledge"
+            ));
+        };
+        let (cert, key) = tls.client_files(org)?;
+        Ok(format!(
+            "{BUF} curl{schema} --protocol grpc \\\n  --cacert {} --cert {} --key {}",
+            l.relative(&tls.ca),
+            l.relative(cert),
+            l.relative(key)
+        ))
+    }
+
+    fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A `buf curl` command as `org`: optional token, optional JSON body, then the URL.
+fn buf_curl(
+    dial: &Dial<'_>,
+    org: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    method: &str,
+) -> Result<String> {
+    let mut cmd = dial.curl(org)?;
     if let Some(token) = token {
         let _ = write!(cmd, " \\\n  -H \"Authorization: Bearer {token}\"");
     }
     if let Some(body) = body {
         let _ = write!(cmd, " \\\n  -d '{body}'");
     }
-    let _ = write!(cmd, " \\\n  http://127.0.0.1:{port}/{method}");
-    cmd
+    let _ = write!(cmd, " \\\n  {}/{method}", dial.url());
+    Ok(cmd)
 }
 
 /// JSON that pastes safely inside single quotes.
@@ -66,6 +116,23 @@ fn on_path(program: &str) -> bool {
 pub fn render(v: &View<'_>) -> Result<String> {
     let port = v.opts.grpc_port;
     let l = v.layout;
+    let dial = Dial {
+        port,
+        tls: v.tls,
+        layout: l,
+        schema: None,
+    };
+    // Probes' way in: with mTLS, the plaintext health-only port, which serves no
+    // reflection.
+    let health = match v.tls {
+        Some(tls) => Dial {
+            port: v.opts.health_port,
+            tls: None,
+            layout: l,
+            schema: Some(&tls.health_schema),
+        },
+        None => dial,
+    };
     let f = v.facts;
     let triage = v.tokens.token(AREA)?;
     let school = v.tokens.token(SCHOOL)?;
@@ -81,11 +148,35 @@ pub fn render(v: &View<'_>) -> Result<String> {
         l.relative(v.pg_dir)
     );
     let _ = writeln!(w, "  nats       {}", v.nats_url);
-    let _ = writeln!(
-        w,
-        "  referrals  grpc://127.0.0.1:{port}  (health, reflection; log {})",
-        l.relative(&l.referrals_log)
-    );
+    match v.tls {
+        None => {
+            let _ = writeln!(
+                w,
+                "  referrals  grpc://127.0.0.1:{port}  (health, reflection; log {})",
+                l.relative(&l.referrals_log)
+            );
+        }
+        Some(tls) => {
+            let _ = writeln!(
+                w,
+                "  referrals  {}  (mutual TLS: TLS 1.2/1.3, a client certificate from the \
+                 development CA; log {})",
+                dial.url(),
+                l.relative(&l.referrals_log)
+            );
+            let _ = writeln!(
+                w,
+                "             {}  (health only, plaintext, for probes)",
+                health.url()
+            );
+            let _ = writeln!(
+                w,
+                "  tls        {}/  ca.pem, server.pem, clients/<organisation>.pem and .key \
+                 (made anew each run)",
+                l.relative(&tls.dir)
+            );
+        }
+    }
     let news = match f.created {
         0 => "already loaded, nothing new".to_owned(),
         n if n == f.total => "loaded now".to_owned(),
@@ -120,18 +211,32 @@ pub fn render(v: &View<'_>) -> Result<String> {
     }
     let _ = writeln!(w, "\nPaste from {}:\n", l.root.display());
 
-    let _ = writeln!(w, "# Health (no token needed)");
-    let body = format!("{{\"service\":\"{SERVICE}\"}}");
     let _ = writeln!(
         w,
-        "{}\n",
-        buf_curl(port, None, Some(&body), "grpc.health.v1.Health/Check")
+        "{}",
+        if v.tls.is_some() {
+            "# Health, as a probe asks it: the plaintext port (no certificate, no token; it \
+             serves health alone, without reflection, so the schema comes from a file)"
+        } else {
+            "# Health (no token needed)"
+        }
     );
+    let body = format!("{{\"service\":\"{SERVICE}\"}}");
+    let check = buf_curl(
+        &health,
+        AREA,
+        None,
+        Some(&body),
+        "grpc.health.v1.Health/Check",
+    )?;
+    let _ = writeln!(w, "{check}\n");
 
     let _ = writeln!(w, "# Every method, through server reflection");
     let _ = writeln!(
         w,
-        "{BUF} curl --protocol grpc --http2-prior-knowledge --list-methods http://127.0.0.1:{port}\n"
+        "{} \\\n  --list-methods {}\n",
+        dial.curl(AREA)?,
+        dial.url()
     );
 
     let _ = writeln!(w, "# Referrals waiting for triage, as {AREA} triage");
@@ -140,11 +245,12 @@ pub fn render(v: &View<'_>) -> Result<String> {
         w,
         "{}\n",
         buf_curl(
-            port,
+            &dial,
+            AREA,
             Some(triage),
             Some(list_body),
             &format!("{SERVICE}/ListReferrals")
-        )
+        )?
     );
 
     let _ = writeln!(
@@ -156,11 +262,12 @@ pub fn render(v: &View<'_>) -> Result<String> {
         w,
         "{}\n",
         buf_curl(
-            port,
+            &dial,
+            AREA,
             Some(triage),
             Some(&quoted_json(&body)),
             &format!("{SERVICE}/GetReferral")
-        )
+        )?
     );
 
     let linked = if f.linked {
@@ -174,11 +281,12 @@ pub fn render(v: &View<'_>) -> Result<String> {
         w,
         "{}\n",
         buf_curl(
-            port,
+            &dial,
+            AREA,
             Some(triage),
             Some(&quoted_json(&body)),
             &format!("{SERVICE}/GetFamily")
-        )
+        )?
     );
 
     let _ = writeln!(
@@ -190,11 +298,12 @@ pub fn render(v: &View<'_>) -> Result<String> {
         w,
         "{}\n",
         buf_curl(
-            port,
+            &dial,
+            SCHOOL,
             Some(school),
             Some(&body),
             &format!("{SERVICE}/CreateReferral")
-        )
+        )?
     );
 
     let state = f.accept_candidate_state;
@@ -221,14 +330,15 @@ pub fn render(v: &View<'_>) -> Result<String> {
         w,
         "{}",
         buf_curl(
-            port,
+            &dial,
+            AREA,
             Some(triage),
             Some(&quoted_json(&body)),
             &format!("{SERVICE}/AcceptReferral")
-        )
+        )?
     );
 
-    if on_path("grpcurl") {
+    if v.tls.is_none() && on_path("grpcurl") {
         let _ = writeln!(w, "\n# The same list with grpcurl");
         let _ = writeln!(
             w,
@@ -249,11 +359,30 @@ pub fn write_dev_env(v: &View<'_>) -> Result<()> {
         expires.to_rfc3339_opts(SecondsFormat::Secs, true),
         v.layout.relative(&v.layout.dev_env),
     );
-    let _ = writeln!(
-        text,
-        "export HEARTH_GRPC_URL=http://127.0.0.1:{}",
-        v.opts.grpc_port
-    );
+    match v.tls {
+        None => {
+            let _ = writeln!(
+                text,
+                "export HEARTH_GRPC_URL=http://127.0.0.1:{}",
+                v.opts.grpc_port
+            );
+        }
+        Some(tls) => {
+            // Mutual TLS: buf curl --cacert "$HEARTH_DEV_TLS_CA" --cert "$HEARTH_DEV_TLS_DIR/clients/ORG.pem" …
+            let _ = writeln!(
+                text,
+                "export HEARTH_GRPC_URL=https://127.0.0.1:{}",
+                v.opts.grpc_port
+            );
+            let _ = writeln!(
+                text,
+                "export HEARTH_HEALTH_URL=http://127.0.0.1:{}",
+                v.opts.health_port
+            );
+            let _ = writeln!(text, "export HEARTH_DEV_TLS_DIR={}", tls.dir.display());
+            let _ = writeln!(text, "export HEARTH_DEV_TLS_CA={}", tls.ca.display());
+        }
+    }
     let _ = writeln!(
         text,
         "export HEARTH_BUF={}",

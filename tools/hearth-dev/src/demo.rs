@@ -119,15 +119,15 @@ const COURT_ORDERED: u128 = 6;
 const SAFEGUARDING: u128 = 7;
 const KNOWN_CHILD: u128 = 8;
 
-/// Loads the demo area through the referrals service on `port`. `store_url` is the
-/// `hearth_dev` database that keeps the anchor time and the created names.
-pub async fn load(port: u16, tokens: &Tokens, store_url: &str) -> Result<Facts> {
+/// Loads the demo area through the referrals service `service` reaches. `store_url`
+/// is the `hearth_dev` database that keeps the anchor time and the created names.
+pub async fn load(service: &grpc::Connector, tokens: &Tokens, store_url: &str) -> Result<Facts> {
     let mut store = PgConnection::connect(store_url)
         .await
         .with_context(|| format!("cannot connect to {store_url}"))?;
     let anchor = anchor(&mut store).await?;
     let known = recorded_names(&mut store).await?;
-    let mut client = Client::new(grpc::connect(port).await?);
+    let mut client = service.client(AREA).await?;
     let triage = tokens.auth(AREA)?;
 
     let mut created = 0;
@@ -146,7 +146,9 @@ pub async fn load(port: u16, tokens: &Tokens, store_url: &str) -> Result<Facts> 
                     request_id: request_id(spec.n),
                     validate_only: false,
                 };
-                let reply = client
+                let reply = service
+                    .client(spec.org)
+                    .await?
                     .create_referral(grpc::request(req, &tokens.auth(spec.org)?))
                     .await
                     .map_err(status_error)

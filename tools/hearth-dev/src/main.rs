@@ -1,7 +1,7 @@
 //! `hearth-dev`: the developer tool behind `make run` and `make bench`.
 //!
 //! ```text
-//! hearth-dev run   [--pg-port N] [--nats-port N] [--grpc-port N]
+//! hearth-dev run   [--pg-port N] [--nats-port N] [--grpc-port N] [--mtls [--health-port N]]
 //! hearth-dev token --org ORG --roles r1,r2 [--sub SUBJECT] [--hours N]
 //! hearth-dev bench [--seconds N] [--concurrency 1,4,16,32,64,128]
 //! ```
@@ -25,6 +25,7 @@ mod paths;
 mod pgbench;
 mod process;
 mod run;
+mod tls;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,8 @@ usage: hearth-dev <command> [flags]
 commands:
   run     start Postgres, NATS and the referrals service with demo data (Ctrl-C stops)
           --pg-port N (default 55432)  --nats-port N (default 54222)  --grpc-port N (default 50051)
+          --mtls: mutual TLS with a development CA made for the run (.hearth/tls/), and
+                  health in plaintext on --health-port N (default 50151)
   token   print a bearer token signed with .hearth/keys/dev.pem
           --org ORG  --roles r1,r2  [--sub SUBJECT]  [--hours N (default 12)]
           roles: referrer, triage, practitioner, coordinator, analyst, admin
@@ -68,11 +71,20 @@ fn dispatch(raw: Vec<String>) -> Result<()> {
     }
     match command.as_str() {
         "run" => {
-            let args = Args::parse(rest, &["pg-port", "nats-port", "grpc-port"])?;
+            let args = Args::parse_with_switches(
+                rest,
+                &["pg-port", "nats-port", "grpc-port", "health-port"],
+                &["mtls"],
+            )?;
+            if args.get("health-port").is_some() && !args.on("mtls") {
+                bail!("--health-port is for --mtls (without it, health is on the gRPC port)");
+            }
             let opts = run::RunOptions {
                 pg_port: args.port("pg-port", 55432)?,
                 nats_port: args.port("nats-port", 54222)?,
                 grpc_port: args.port("grpc-port", 50051)?,
+                mtls: args.on("mtls"),
+                health_port: args.port("health-port", 50151)?,
             };
             runtime()?.block_on(run::run(opts))
         }

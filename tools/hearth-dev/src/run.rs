@@ -2,12 +2,16 @@
 //! private Postgres and NATS servers (through the testkit) and of the `referrals`
 //! child process: start in order, wait for health, load the demo, print the banner,
 //! and on Ctrl-C or SIGTERM stop everything in reverse order, leaving nothing running.
+//! Plaintext on loopback by default; with `--mtls`, referrals requires TLS with client
+//! certificates from a development CA made for the run (`tls.rs`), and serves health
+//! in plaintext on `--health-port`.
 
 use std::fs::OpenOptions;
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -19,14 +23,18 @@ use tokio_util::sync::CancellationToken;
 use crate::demo::{self, Tokens};
 use crate::paths::Layout;
 use crate::process::Ending;
+use crate::tls::DevTls;
 use crate::{banner, grpc, keys, process};
 
-/// Ports for the local stack (`--pg-port`, `--nats-port`, `--grpc-port`).
+/// Ports for the local stack (`--pg-port`, `--nats-port`, `--grpc-port`), and mutual
+/// TLS (`--mtls`, with health on `--health-port`).
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
     pub pg_port: u16,
     pub nats_port: u16,
     pub grpc_port: u16,
+    pub mtls: bool,
+    pub health_port: u16,
 }
 
 const DATABASE: &str = "hearth";
@@ -124,6 +132,16 @@ async fn start_and_serve(
             layout.relative(&layout.private_key)
         );
     }
+    let tls = if opts.mtls {
+        let tls = DevTls::generate(layout)?;
+        println!(
+            "created a development CA and certificates in {}/",
+            layout.relative(&tls.dir)
+        );
+        Some(Arc::new(tls))
+    } else {
+        None
+    };
     let (pg_dir, note) = layout.pg_dir()?;
     if let Some(note) = note {
         println!("{note}");
@@ -173,23 +191,31 @@ async fn start_and_serve(
     let child = spawn_referrals(
         referrals_bin,
         layout,
-        opts.grpc_port,
+        opts,
+        tls.as_deref(),
         &roles,
         &keys::dev_seal_key(layout)?,
         &nats_url,
     )?;
     let child = stack.referrals.insert(child);
     let log = &layout.referrals_log;
-    let healthy = grpc::wait_serving(
-        opts.grpc_port,
-        grpc::REFERRALS_SERVICE,
-        HEALTH_TIMEOUT,
-        || match child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(anyhow!("referrals exited ({status}) while starting")),
-            Err(e) => Err(anyhow!("cannot check on referrals: {e}")),
-        },
-    );
+    // With mTLS, health is asked where probes ask it: the plaintext health port.
+    let health_port = if opts.mtls {
+        opts.health_port
+    } else {
+        opts.grpc_port
+    };
+    let healthy =
+        grpc::wait_serving(
+            health_port,
+            grpc::REFERRALS_SERVICE,
+            HEALTH_TIMEOUT,
+            || match child.try_wait() {
+                Ok(None) => Ok(()),
+                Ok(Some(status)) => Err(anyhow!("referrals exited ({status}) while starting")),
+                Err(e) => Err(anyhow!("cannot check on referrals: {e}")),
+            },
+        );
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
         done = healthy => done.map_err(|e| anyhow!("{e:#}\n{}", log_tail(log, log_offset)))?,
@@ -200,7 +226,10 @@ async fn start_and_serve(
     println!("loading the demo area…");
     let facts = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        facts = demo::load(opts.grpc_port, &tokens, &dev_url) => {
+        facts = async {
+            let service = grpc::Connector::new(opts.grpc_port, tls.clone()).await?;
+            demo::load(&service, &tokens, &dev_url).await
+        } => {
             facts.context("cannot load the demo area")?
         }
     };
@@ -213,6 +242,7 @@ async fn start_and_serve(
         nats_url: &nats_url,
         facts: &facts,
         tokens: &tokens,
+        tls: tls.as_deref(),
         hearth_dev: std::env::current_exe().ok(),
     };
     banner::write_dev_env(&view)?;
@@ -234,11 +264,18 @@ async fn start_and_serve(
 
 /// Fails, naming the flag to change, if a port is taken (or given twice).
 fn check_ports(opts: &RunOptions) -> Result<()> {
-    let ports = [
+    let mut ports = vec![
         (opts.pg_port, "Postgres", "--pg-port"),
         (opts.nats_port, "NATS", "--nats-port"),
         (opts.grpc_port, "the referrals gRPC server", "--grpc-port"),
     ];
+    if opts.mtls {
+        ports.push((
+            opts.health_port,
+            "the plaintext health port",
+            "--health-port",
+        ));
+    }
     for (i, (port, what, flag)) in ports.iter().enumerate() {
         if let Some((_, other, other_flag)) = ports[..i].iter().find(|(p, ..)| p == port) {
             bail!(
@@ -277,7 +314,8 @@ fn referrals_binary() -> Result<PathBuf> {
 fn spawn_referrals(
     bin: &Path,
     layout: &Layout,
-    grpc_port: u16,
+    opts: RunOptions,
+    tls: Option<&DevTls>,
     (owner_url, app_url): &(String, String),
     seal_key: &str,
     nats_url: &str,
@@ -295,7 +333,7 @@ fn spawn_referrals(
     )?;
     let log_err = log.try_clone()?;
     let mut cmd = Command::new(bin);
-    cmd.env("HEARTH_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+    cmd.env("HEARTH_GRPC_ADDR", format!("127.0.0.1:{}", opts.grpc_port))
         .env("HEARTH_DATABASE_URL", app_url)
         .env("HEARTH_DATABASE_OWNER_URL", owner_url)
         .env("HEARTH_AUDIT_SEAL_KEY", seal_key)
@@ -307,6 +345,17 @@ fn spawn_referrals(
         .env("HEARTH_PAGE_TOKEN_SECRET", keys::random_secret())
         // A log file, not a terminal: no colour codes.
         .env("NO_COLOR", "1")
+        .envs(tls.iter().flat_map(|tls| {
+            [
+                (hearth_platform::tls::CERT_VAR, tls.server_cert.clone()),
+                (hearth_platform::tls::KEY_VAR, tls.server_key.clone()),
+                (hearth_platform::tls::CLIENT_CA_VAR, tls.ca.clone()),
+                (
+                    hearth_platform::tls::HEALTH_ADDR_VAR,
+                    format!("127.0.0.1:{}", opts.health_port).into(),
+                ),
+            ]
+        }))
         .current_dir(&layout.root)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))

@@ -10,6 +10,7 @@ mod helpers;
 mod intake;
 mod linking;
 mod list_get;
+mod mtls;
 mod notes;
 mod orders_and_corrections;
 mod redaction;
