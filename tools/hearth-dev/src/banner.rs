@@ -338,6 +338,25 @@ pub fn render(v: &View<'_>) -> Result<String> {
         )?
     );
 
+    let _ = writeln!(
+        w,
+        "\n# Who has seen the Brown family's records, when and why, as Midlothian's data \
+         protection officer\n# (every read and change of personal data is in the audit log; \
+         see README, \"Audit and access\")"
+    );
+    let body = serde_json::json!({ "family": f.linked_family });
+    let _ = writeln!(
+        w,
+        "{}",
+        buf_curl(
+            &dial,
+            AREA,
+            Some(v.tokens.dpo()),
+            Some(&quoted_json(&body)),
+            "hearth.access.v1.AccessService/ListFamilyAccess"
+        )?
+    );
+
     if v.tls.is_none() && on_path("grpcurl") {
         let _ = writeln!(w, "\n# The same list with grpcurl");
         let _ = writeln!(

@@ -54,6 +54,8 @@ pub const ORGANISATIONS: &[(&str, &[Role])] = &[
 #[derive(Debug, Clone)]
 pub struct Tokens {
     tokens: BTreeMap<&'static str, String>,
+    /// The area's data protection officer (role `dpo`), for the audit log's questions.
+    dpo: String,
 }
 
 impl Tokens {
@@ -62,7 +64,13 @@ impl Tokens {
             .iter()
             .map(|(org, roles)| (*org, issuer.mint(&format!("demo-{org}"), org, roles, ttl)))
             .collect();
-        Tokens { tokens }
+        let dpo = issuer.mint(&format!("demo-{AREA}-dpo"), AREA, &[Role::Dpo], ttl);
+        Tokens { tokens, dpo }
+    }
+
+    /// The raw token of the area's data protection officer.
+    pub fn dpo(&self) -> &str {
+        &self.dpo
     }
 
     /// The raw token of a demo organisation.
