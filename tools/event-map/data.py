@@ -21,11 +21,15 @@ FEED_STREAM = dict(stream='ANALYTICS', file='proto/hearth/evaluation/v1/feed.pro
 # Consumer actions. Key: subject. Value: list of (consumer, what it does).
 # Consumers: as declared in the "What this service consumes" sections of the
 # events.proto headers. Partner systems are listed only where the publisher names them.
+R = 'referrals'
 A = 'assessments'
 D = 'delivery'
 E = 'evaluation'
 P = 'partner systems'
 
+_PROVIDER_R = ("the access model: the organisation delivering the place (`ref.delivering_organisation`) "
+               "may see the family's referrals while the place is live (waitlisted for a named "
+               "cohort, offered, enrolled)")
 _DECIDED = "funnel, time to decision (`feed.referral.decided`)"
 _DROP_COPY = ("the referral will never be assessed: drops its copy of that referral's personal "
               "data, keeping only ids and the decision (family data still needed for another "
@@ -117,10 +121,12 @@ CONSUMERS = {
         (D, "the hand-off: keeps the set OPEN in the coordinators' worklist (ListRecommendationSets), never an enrolment by itself; closes a set it replaces and withdraws places made from it for programmes the new set leaves out (`enrolment.withdrawn`, reason RECOMMENDATION_REPLACED)"),
     ],
     'hearth.assessments.v1.plan.team_member_added': [
+        (R, "the access model: the organisation may now see the family's referrals"),
         (D, _TEAM + ": the organisation may now see the family's enrolments, registers and notices"),
         (E, _TEAM + ": the organisation may now see and record the family's measurements and feedback"),
     ],
     'hearth.assessments.v1.plan.team_member_removed': [
+        (R, "the access model: the organisation loses sight of the family's referrals"),
         (D, _TEAM + ": the organisation loses that access"),
         (E, _TEAM + ": the organisation loses that access"),
     ],
@@ -161,34 +167,42 @@ CONSUMERS = {
         (E, "attendance and starts, facilitators delivering, court-ordered attendance; a higher register revision replaces the earlier (`feed.attendance.recorded`)"),
     ],
     'hearth.delivery.v1.enrolment.offered': [
+        (R, _PROVIDER_R),
         (A, _PARTICIPATION),
         (E, _ENROLMENT_E),
     ],
     'hearth.delivery.v1.enrolment.waitlisted': [
+        (R, _PROVIDER_R),
         (A, _PARTICIPATION),
         (E, _ENROLMENT_E),
     ],
     'hearth.delivery.v1.enrolment.enrolled': [
+        (R, _PROVIDER_R),
         (A, _PARTICIPATION),
         (E, _ENROLMENT_E),
     ],
     'hearth.delivery.v1.enrolment.declined': [
+        (R, _PROVIDER_R),
         (A, _PARTICIPATION),
         (E, "funnel, barriers to access (`feed.enrolment.changed`); the provider relationship ends"),
     ],
     'hearth.delivery.v1.enrolment.updated': [
+        (R, _PROVIDER_R),
         (A, "the provider relationship (a new keyworker may move the place to another delivering organisation); a place becoming or ceasing to be court-ordered"),
         (E, "the provider relationship for access (the delivering organisation after the change)"),
     ],
     'hearth.delivery.v1.enrolment.completed': [
+        (R, _PROVIDER_R),
         (A, _PARTICIPATION),
         (E, "completion, cost per completer (`feed.enrolment.changed`); the provider relationship ends"),
     ],
     'hearth.delivery.v1.enrolment.dropped_out': [
+        (R, _PROVIDER_R),
         (A, _PARTICIPATION),
         (E, "drop-out reasons (`feed.enrolment.changed`); the provider relationship ends"),
     ],
     'hearth.delivery.v1.enrolment.withdrawn': [
+        (R, _PROVIDER_R),
         (A, _PARTICIPATION),
         (E, "funnel and waiting lists: where families left, and why (`feed.enrolment.changed`); the provider relationship ends"),
     ],

@@ -286,9 +286,9 @@ header_schemas = {
 
 # ---- channels, operations, messages ----------------------------------------------------
 channels, operations, messages = {}, {}, {}
-CONSUMER_TAG = {'assessments': 'assessments', 'delivery': 'delivery', 'evaluation': 'evaluation',
+CONSUMER_TAG = {'referrals': 'referrals', 'assessments': 'assessments', 'delivery': 'delivery', 'evaluation': 'evaluation',
                 'partner systems': 'partners'}
-CONSUMER_PREFIX = {'assessments': 'assessments', 'delivery': 'delivery', 'evaluation': 'evaluation',
+CONSUMER_PREFIX = {'referrals': 'referrals', 'assessments': 'assessments', 'delivery': 'delivery', 'evaluation': 'evaluation',
                    'partner systems': 'partners'}
 
 # referral channels keep their existing keys and titles
