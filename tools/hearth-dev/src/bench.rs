@@ -27,7 +27,7 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::load::{self, Families, Stats};
+use crate::load::{self, Call, Families, Stats};
 use crate::pgbench::{self, RawResult, Script};
 use crate::{grpc, keys};
 
@@ -93,6 +93,12 @@ struct CpuTicks {
 }
 
 impl CpuTicks {
+    const ZERO: CpuTicks = CpuTicks {
+        busy: 0,
+        steal: 0,
+        total: 0,
+    };
+
     fn now() -> Option<CpuTicks> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
         let fields: Vec<u64> = stat
@@ -111,6 +117,15 @@ impl CpuTicks {
             steal,
             total: user + nice + system + idle + iowait + irq + softirq + steal,
         })
+    }
+
+    /// These ticks plus those between two readings: a tally over several turns.
+    fn plus(self, (from, to): (CpuTicks, CpuTicks)) -> CpuTicks {
+        CpuTicks {
+            busy: self.busy + to.busy.saturating_sub(from.busy),
+            steal: self.steal + to.steal.saturating_sub(from.steal),
+            total: self.total + to.total.saturating_sub(from.total),
+        }
     }
 }
 
@@ -316,6 +331,7 @@ async fn measure(
         .await
         .context("cannot connect to the service's database")?;
     let families = Families::default();
+    let create = Call::Create(families.clone());
 
     // The service and pgbench take turns in slices, so that both meet the same
     // moments of a shared machine: measured one after the other, the ratio moved by
@@ -327,7 +343,7 @@ async fn measure(
         let mut service: Option<Stats> = None;
         let (mut raw_runs, mut batched_runs) = (Vec::new(), Vec::new());
         let mut catch_up = Duration::ZERO;
-        let mut cpu_ticks: Option<(u64, u64, u64)> = Some((0, 0, 0));
+        let mut cpu_ticks = Some(CpuTicks::ZERO);
         for i in 0..slices {
             drain_outbox(&observer).await?;
             checkpoint(&observer).await?;
@@ -337,17 +353,8 @@ async fn measure(
             );
             let warmup = if i == 0 { WARMUP } else { SLICE_WARMUP };
             let (part, ticks) =
-                load::closed_loop(&clients, auth, &families, c, warmup, slice, || {
-                    CpuTicks::now()
-                })
-                .await?;
-            cpu_ticks = cpu_ticks.zip(ticks).map(|((b, s, t), (a, z))| {
-                (
-                    b + z.busy.saturating_sub(a.busy),
-                    s + z.steal.saturating_sub(a.steal),
-                    t + z.total.saturating_sub(a.total),
-                )
-            });
+                load::closed_loop(&clients, auth, &create, c, warmup, slice, CpuTicks::now).await?;
+            cpu_ticks = cpu_ticks.zip(ticks).map(|(sum, t)| sum.plus(t));
             match &mut service {
                 None => service = Some(part),
                 Some(total) => total.append(&part)?,
@@ -370,16 +377,8 @@ async fn measure(
         let service = service.expect("at least one slice");
         let raw = RawResult::mean(&raw_runs);
         let batched = RawResult::mean(&batched_runs);
-        let cpu = cpu_ticks.and_then(|(busy, steal, total)| {
-            CpuUse::between(
-                CpuTicks {
-                    busy: 0,
-                    steal: 0,
-                    total: 0,
-                },
-                CpuTicks { busy, steal, total },
-                service.latency.len() + service.errors,
-            )
+        let cpu = cpu_ticks.and_then(|sum| {
+            CpuUse::between(CpuTicks::ZERO, sum, service.latency.len() + service.errors)
         });
         eprintln!(
             "bench: {c} callers: service {:.0} req/s (p99 {:.1} ms, {} errors), raw {:.0} tps, \
@@ -418,7 +417,7 @@ async fn measure(
         "bench: half load: {rate:.0} req/s for {}s, timing events on NATS…",
         opts.seconds
     );
-    let half = half_load(&clients, auth, &families, rate, window, &nats.url()).await?;
+    let half = half_load(&clients, auth, &create, rate, window, &nats.url()).await?;
 
     let pg_version: String = sqlx::query_scalar("SHOW server_version")
         .fetch_one(&observer)
@@ -471,7 +470,7 @@ async fn drain_outbox(pool: &PgPool) -> Result<Duration> {
 async fn half_load(
     clients: &[grpc::Client],
     auth: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
-    families: &Families,
+    create: &Call,
     rate: f64,
     window: Duration,
     nats_url: &str,
@@ -500,11 +499,17 @@ async fn half_load(
     });
 
     let since = Utc::now();
-    let before = CpuTicks::now();
-    let stats = load::paced(clients, auth, families, rate, window).await?;
-    let cpu = before
-        .zip(CpuTicks::now())
-        .and_then(|(a, b)| CpuUse::between(a, b, stats.latency.len() + stats.errors));
+    let (stats, ticks) = load::paced(
+        clients,
+        auth,
+        create,
+        rate,
+        Duration::ZERO,
+        window,
+        CpuTicks::now,
+    )
+    .await?;
+    let cpu = ticks.and_then(|(a, b)| CpuUse::between(a, b, stats.latency.len() + stats.errors));
     let expected = stats.latency.len();
     let mut lag = load::histogram()?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
