@@ -1,13 +1,14 @@
 //! Load generation for `hearth-dev bench`: realistic CreateReferral requests for
-//! distinct families, a closed loop (C callers, each sending its next request when the
-//! last one answers) and an open loop paced at a fixed rate, either making any
-//! [`Call`], with latencies in microsecond HDR histograms.
+//! distinct families and GetReferral of referrals made beforehand, a closed loop (C
+//! callers, each sending its next request when the last one answers) and an open loop
+//! paced at a fixed rate, either making any [`Call`], with latencies in microsecond HDR
+//! histograms.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use hearth_proto::referrals as pb;
@@ -209,11 +210,33 @@ pub fn referral_request(n: u64, now: DateTime<Utc>) -> pb::CreateReferralRequest
     fixtures::create_request(referral)
 }
 
+/// Names of referrals to read, handed out in turn, so that every one is read as
+/// often as the others.
+#[derive(Debug, Clone)]
+pub struct Names {
+    names: Arc<[String]>,
+    next: Arc<AtomicU64>,
+}
+
+impl Names {
+    fn take(&self) -> &str {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.names[(i % self.names.len() as u64) as usize]
+    }
+
+    /// Reads started so far, counting warm-up and failed ones.
+    pub fn reads_started(&self) -> u64 {
+        self.next.load(Ordering::Relaxed)
+    }
+}
+
 /// What a load loop calls, again and again.
 #[derive(Debug, Clone)]
 pub enum Call {
     /// CreateReferral, each for a family not seen before.
     Create(Families),
+    /// GetReferral, of each of these referrals in turn.
+    Get(Names),
 }
 
 impl Call {
@@ -224,6 +247,15 @@ impl Call {
     ) -> Result<(), tonic::Status> {
         match self {
             Call::Create(families) => create(client, auth, families).await.map(|_| ()),
+            Call::Get(names) => {
+                let req = pb::GetReferralRequest {
+                    name: names.take().to_owned(),
+                };
+                client
+                    .get_referral(grpc::request(req, auth))
+                    .await
+                    .map(|_| ())
+            }
         }
     }
 }
@@ -238,6 +270,51 @@ async fn create(
         .create_referral(grpc::request(req, auth))
         .await
         .map(tonic::Response::into_inner)
+}
+
+/// Creates `count` referrals through the service, `concurrency` calls at a time, and
+/// returns their names: something for GetReferral to read. Any failure fails the lot,
+/// since a read of a referral that was never made would measure the wrong thing.
+pub async fn seed(
+    clients: &[Client],
+    auth: &MetadataValue<Ascii>,
+    families: &Families,
+    count: usize,
+    concurrency: usize,
+) -> Result<Names> {
+    let claimed = Arc::new(AtomicUsize::new(0));
+    let mut tasks = JoinSet::new();
+    for i in 0..concurrency.clamp(1, count.max(1)) {
+        let mut client = clients[i % clients.len()].clone();
+        let auth = auth.clone();
+        let families = families.clone();
+        let claimed = Arc::clone(&claimed);
+        tasks.spawn(async move {
+            let mut names = Vec::new();
+            while claimed.fetch_add(1, Ordering::Relaxed) < count {
+                let made = create(&mut client, &auth, &families)
+                    .await
+                    .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))
+                    .context("CreateReferral failed while seeding referrals to read")?;
+                match made.referral {
+                    Some(r) if !r.name.is_empty() => names.push(r.name),
+                    _ => bail!("CreateReferral answered without the referral's name"),
+                }
+            }
+            anyhow::Ok(names)
+        });
+    }
+    let mut names = Vec::with_capacity(count);
+    while let Some(done) = tasks.join_next().await {
+        names.extend(done.context("a seeding task panicked")??);
+    }
+    if names.is_empty() {
+        bail!("no referrals were seeded to read");
+    }
+    Ok(Names {
+        names: names.into(),
+        next: Arc::default(),
+    })
 }
 
 /// `concurrency` callers over `clients` (round robin), each making `call` back to
