@@ -814,8 +814,9 @@ enum Pace {
 
 /// Runs each target's call in turns of `turn`, [`AUDIT_TURNS`] each, in the order
 /// on, off, off, on, on, off: so both meet the same moments of a shared machine, and
-/// what drifts over the run (tables growing) falls on both alike. Each turn starts
-/// with both outboxes drained and a `CHECKPOINT`, as the main run's do.
+/// what drifts over the run (tables growing) falls on both alike. The databases are
+/// [`settle`]d first; each turn starts with both outboxes drained and a `CHECKPOINT`,
+/// as the main run's do.
 async fn take_turns(
     what: &str,
     auth: &MetadataValue<Ascii>,
@@ -823,6 +824,7 @@ async fn take_turns(
     pace: Pace,
     turn: Duration,
 ) -> Result<OnOff> {
+    settle(audited.0, plain.0).await?;
     let sides = [(audited, "on"), (plain, "off")];
     let mut stats: [Option<Stats>; 2] = [None, None];
     let mut ticks = [Some(CpuTicks::ZERO); 2];
@@ -872,6 +874,36 @@ async fn take_turns(
     Ok(OnOff { on, off })
 }
 
+/// Readies both services' databases for a load's turns: every event published, then
+/// every table that holds rows vacuumed and analysed. Without this, autovacuum of
+/// what earlier loads wrote ran in the middle of the turns, on whichever service's
+/// turn it met (seen: the audited database's tables, 200,000 rows each from the
+/// main run, vacuumed during the first GetReferral turns). Autovacuum that a turn's
+/// own writes make due still runs, as it would in production. Empty tables are left
+/// alone: analysed empty, they are planned as empty until autovacuum next looks at
+/// them (seen: the unaudited service's CreateReferral at a tenth of its rate).
+async fn settle(audited: &Target, plain: &Target) -> Result<()> {
+    for target in [audited, plain] {
+        drain_outbox(&target.observer).await?;
+    }
+    for target in [audited, plain] {
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables
+              WHERE n_live_tup + n_dead_tup > 0",
+        )
+        .fetch_all(&target.observer)
+        .await
+        .context("cannot list a service's tables")?;
+        if !tables.is_empty() {
+            sqlx::query(&format!("VACUUM (ANALYZE) {}", tables.join(", ")))
+                .execute(&target.observer)
+                .await
+                .context("cannot vacuum a service's tables")?;
+        }
+    }
+    Ok(())
+}
+
 /// GetReferral's maximum rate on the service without the audit log: a closed loop
 /// at each level of `--concurrency` from the lowest, one turn each, until a level
 /// gains less than [`MIN_GAIN`] on the best so far.
@@ -889,8 +921,8 @@ async fn read_search(
     let call = Call::Get(names.clone());
     let mut tried: Vec<(usize, Stats)> = Vec::new();
     let mut best = 0.0_f64;
+    settle(audited, plain).await?;
     for (i, c) in levels.into_iter().enumerate() {
-        // The seeding's events are published before the first turn, not during it.
         drain_outbox(&audited.observer).await?;
         drain_outbox(&plain.observer).await?;
         checkpoint(&plain.observer).await?;
@@ -960,11 +992,14 @@ fn audit_report(w: &mut String, audit: &AuditCost) -> (f64, f64) {
          (`RunOptions {{ audit: false }}`, which only the bench passes; no configuration \
          reaches it), on a database of its own on the same Postgres, with the same pool \
          size, the same NATS and {CHANNELS} connections of its own; it sits idle through \
-         the sections above. For each load the two \
-         take turns of {turn:.1}s, {AUDIT_TURNS} each, in the order on, off, off, on, on, \
-         off; each turn starts with both outboxes drained and after a `CHECKPOINT`; each \
-         service's first turn has {}s of warm-up, the others {}ms. CPU ms/call is the \
-         whole machine's busy CPU over a service's turns, divided by its calls.\n",
+         the sections above. For each load the two take turns of {turn:.1}s, \
+         {AUDIT_TURNS} each, in the order on, off, off, on, on, off. Before a load's first \
+         turn, both databases' tables that hold rows are vacuumed and analysed (else \
+         autovacuum of the rows written above lands in some turns); each turn starts with \
+         both outboxes drained and after a `CHECKPOINT`; each service's first turn has \
+         {}s of warm-up, the others {}ms. CPU ms/call is the whole machine's busy CPU \
+         over a service's turns, divided by its calls; CPUs busy, the share of both CPUs' \
+         time that was busy.\n",
         WARMUP.as_secs(),
         SLICE_WARMUP.as_millis()
     );
@@ -977,9 +1012,9 @@ fn audit_report(w: &mut String, audit: &AuditCost) -> (f64, f64) {
     );
     let _ = writeln!(
         w,
-        "| audit | calls | errors | req/s | p50 ms | p90 ms | p99 ms | max ms | CPU ms/call |"
+        "| audit | calls | errors | req/s | p50 ms | p90 ms | p99 ms | max ms | CPU ms/call | CPUs busy |"
     );
-    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     on_off_rows(w, &audit.create);
     let create_ratio =
         audit.create.on.stats.rate() / audit.create.off.stats.rate().max(f64::MIN_POSITIVE);
@@ -1019,9 +1054,9 @@ fn audit_report(w: &mut String, audit: &AuditCost) -> (f64, f64) {
     );
     let _ = writeln!(
         w,
-        "| audit | calls | errors | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | CPU ms/call |"
+        "| audit | calls | errors | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | CPU ms/call | CPUs busy |"
     );
-    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     on_off_rows(w, &audit.read);
     let p99_ratio = audit.read.on.stats.ms(0.99) / audit.read.off.stats.ms(0.99).max(0.001);
     let _ = writeln!(
@@ -1062,7 +1097,7 @@ fn on_off_rows(w: &mut String, figures: &OnOff) {
         let s = &side.stats;
         let _ = writeln!(
             w,
-            "| {audit} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} |",
+            "| {audit} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} |",
             s.latency.len() + s.errors,
             s.errors,
             s.rate(),
@@ -1071,7 +1106,9 @@ fn on_off_rows(w: &mut String, figures: &OnOff) {
             s.ms(0.99),
             s.max_ms(),
             side.cpu
-                .map_or("?".into(), |c| format!("{:.2}", c.ms_per_call))
+                .map_or("?".into(), |c| format!("{:.2}", c.ms_per_call)),
+            side.cpu
+                .map_or("?".into(), |c| format!("{:.0}%", 100.0 * c.busy))
         );
     }
 }
