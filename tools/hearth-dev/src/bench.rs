@@ -4,9 +4,11 @@
 //! Starts a private durable Postgres (fsync on) and NATS, runs the referrals service
 //! in this process, then per concurrency level runs a closed loop of CreateReferral
 //! calls and `pgbench` inserting the same rows by hand, the two taking turns; then an
-//! open loop at half the best rate, timing the events' arrival on NATS. Prints a
-//! Markdown report with PASS or MISS against the targets. Load generation lives in `load`, the baseline in
-//! `pgbench`.
+//! open loop at half the best rate, timing the events' arrival on NATS. Then what the
+//! audit log costs (issue 15): a second referrals service, the same but with its audit
+//! log off, takes turns with the first at CreateReferral and at GetReferral. Prints a
+//! Markdown report with PASS or MISS against the targets. Load generation lives in
+//! `load`, the baseline in `pgbench`.
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -19,15 +21,18 @@ use futures::StreamExt as _;
 use hearth_platform::Role;
 use hearth_platform::auth::{KeyPair, TokenIssuer};
 use hearth_platform::config::{self, Env, ServiceConfig};
-use hearth_platform::service;
+use hearth_platform::service::{self, RunOptions};
 use hearth_testkit::{NatsOptions, NatsServer, PgOptions, PgServer};
 use referrals::{Referrals, ReferralsSettings};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tonic::metadata::{Ascii, MetadataValue};
 
-use crate::load::{self, Families, Stats};
+use crate::load::{self, Call, Families, Stats};
 use crate::pgbench::{self, RawResult, Script};
 use crate::{grpc, keys};
 
@@ -54,10 +59,27 @@ const RECEIVED_SUBJECT: &str = hearth_proto::events::referrals::REFERRAL_RECEIVE
 /// How long to wait for the relay to publish everything written.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The audited service's database: what production runs.
+const AUDITED_DATABASE: &str = "bench_service";
+/// The database of the service with its audit log off.
+const PLAIN_DATABASE: &str = "bench_service_plain";
+/// Turns each service takes in the audit comparison, per load.
+const AUDIT_TURNS: u32 = 3;
+/// Referrals each service is given to read: more than the callers could keep in
+/// flight, few enough to create in seconds.
+const READ_SET: usize = 2000;
+/// Finding GetReferral's maximum rate stops at the first level that gains less than
+/// this on the best so far: the CPUs are full by then.
+const MIN_GAIN: f64 = 1.05;
+
 // The targets.
 const MIN_RATIO: f64 = 0.5;
 const MAX_P99_MS: f64 = 20.0;
 const MAX_LAG_P99_MS: f64 = 100.0;
+/// CreateReferral with the audit log keeps this share of its throughput without.
+const MIN_AUDIT_CREATE_RATIO: f64 = 0.8;
+/// GetReferral's p99 with the audit log, at most this many times its p99 without.
+const MAX_AUDIT_P99_RATIO: f64 = 1.5;
 
 /// One concurrency level's figures.
 struct Level {
@@ -84,6 +106,39 @@ struct HalfLoad {
     cpu: Option<CpuUse>,
 }
 
+/// One load's figures from the two services.
+struct OnOff {
+    on: Side,
+    off: Side,
+}
+
+/// One service's figures over its turns.
+struct Side {
+    stats: Stats,
+    /// The machine's CPU over the turns.
+    cpu: Option<CpuUse>,
+}
+
+/// What the audit log costs: the audited service against the same service with its
+/// audit log off.
+struct AuditCost {
+    /// Each turn's measured window.
+    turn: Duration,
+    /// Callers in CreateReferral's closed loop.
+    create_concurrency: usize,
+    create: OnOff,
+    /// GetReferral's closed loop on the service without the audit log, per level
+    /// tried, to find its maximum rate.
+    read_search: Vec<(usize, Stats)>,
+    /// Half that maximum: the open loop's rate.
+    read_rate: f64,
+    read: OnOff,
+    /// GetReferral records in the audited service's log, and the reads it was sent.
+    read_records: (i64, u64),
+    /// Records of any kind in the other service's log: none, if the switch works.
+    plain_records: i64,
+}
+
 /// The machine's CPU time, from the first line of `/proc/stat` (all CPUs, in ticks).
 #[derive(Debug, Clone, Copy)]
 struct CpuTicks {
@@ -93,6 +148,12 @@ struct CpuTicks {
 }
 
 impl CpuTicks {
+    const ZERO: CpuTicks = CpuTicks {
+        busy: 0,
+        steal: 0,
+        total: 0,
+    };
+
     fn now() -> Option<CpuTicks> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
         let fields: Vec<u64> = stat
@@ -111,6 +172,15 @@ impl CpuTicks {
             steal,
             total: user + nice + system + idle + iowait + irq + softirq + steal,
         })
+    }
+
+    /// These ticks plus those between two readings: a tally over several turns.
+    fn plus(self, (from, to): (CpuTicks, CpuTicks)) -> CpuTicks {
+        CpuTicks {
+            busy: self.busy + to.busy.saturating_sub(from.busy),
+            steal: self.steal + to.steal.saturating_sub(from.steal),
+            total: self.total + to.total.saturating_sub(from.total),
+        }
     }
 }
 
@@ -203,7 +273,6 @@ async fn with_servers(
     nats: &NatsServer,
     scratch: &Path,
 ) -> Result<String> {
-    let service_url = pg.create_database("bench_service").await?;
     let baseline = pgbench::prepare(pg, scratch).await?;
 
     let pair = KeyPair::generate();
@@ -220,49 +289,166 @@ async fn with_servers(
     );
     let auth = grpc::bearer(&token)?;
 
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .context("cannot bind a port for the service")?;
-    let addr = listener.local_addr()?;
-    let roles = pg.service_roles("bench_service", "referrals").await?;
-    let (cfg, settings) = service_config(addr, &roles, &nats.url(), public_key)?;
-    let stop = CancellationToken::new();
-    let service = tokio::spawn(service::run::<Referrals>(
-        cfg,
-        settings,
-        listener,
-        stop.clone(),
-    ));
-    let healthy = grpc::wait_serving(
-        addr.port(),
-        grpc::REFERRALS_SERVICE,
-        Duration::from_secs(60),
-        || {
-            if service.is_finished() {
-                bail!("the in-process referrals service stopped while starting");
-            }
-            Ok(())
-        },
+    // Both are made ready before either starts, so that a failure leaves nothing
+    // running. They share NATS: both publish into the referrals stream, with distinct
+    // event ids, and both declare the same durable consumers of the assessments and
+    // delivery streams, into which nothing here publishes.
+    let audited = Prepared::new(
+        pg,
+        &nats.url(),
+        &public_key,
+        AUDITED_DATABASE,
+        "referrals service",
     )
-    .await;
-
-    let measured = match healthy {
-        Ok(()) => measure(opts, addr.port(), &auth, &service_url, nats, &baseline).await,
+    .await?;
+    let plain = Prepared::new(
+        pg,
+        &nats.url(),
+        &public_key,
+        PLAIN_DATABASE,
+        "referrals service without its audit log",
+    )
+    .await?;
+    let audited = audited.start(RunOptions::default());
+    let plain = plain.start(RunOptions { audit: false });
+    let healthy = match audited.wait_serving().await {
+        Ok(()) => plain.wait_serving().await,
         Err(e) => Err(e),
     };
-    stop.cancel();
-    let stopped = tokio::time::timeout(Duration::from_secs(30), service).await;
-    let service_error = match stopped {
-        Ok(Ok(Ok(()))) => None,
-        Ok(Ok(Err(e))) => Some(format!("the referrals service failed: {e}")),
-        Ok(Err(e)) => Some(format!("the referrals service panicked: {e}")),
-        Err(_) => Some("the referrals service did not stop within 30s".into()),
+
+    let measured = match healthy {
+        Ok(()) => measure(opts, &audited, &plain, &auth, nats, &baseline).await,
+        Err(e) => Err(e),
     };
-    match (measured, service_error) {
-        (Ok(report), None) => Ok(report),
-        (Ok(_), Some(e)) => Err(anyhow!(e)),
-        (Err(e), Some(why)) => Err(e.context(why)),
-        (Err(e), None) => Err(e),
+    let failures: Vec<String> = [audited.stop().await, plain.stop().await]
+        .into_iter()
+        .flatten()
+        .collect();
+    match (measured, failures.is_empty()) {
+        (Ok(report), true) => Ok(report),
+        (Ok(_), false) => Err(anyhow!(failures.join("; "))),
+        (Err(e), false) => Err(e.context(failures.join("; "))),
+        (Err(e), true) => Err(e),
+    }
+}
+
+/// What starting a referrals service needs: made for both services before either
+/// starts.
+struct Prepared {
+    what: &'static str,
+    listener: TcpListener,
+    port: u16,
+    database_url: String,
+    cfg: ServiceConfig,
+    settings: ReferralsSettings,
+}
+
+impl Prepared {
+    /// A database of its own, its owner and serving roles, a port and the
+    /// configuration; `what` names it in errors.
+    async fn new(
+        pg: &PgServer,
+        nats_url: &str,
+        public_key: &Path,
+        database: &str,
+        what: &'static str,
+    ) -> Result<Prepared> {
+        let database_url = pg.create_database(database).await?;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .context("cannot bind a port for the service")?;
+        let addr = listener.local_addr()?;
+        let roles = pg.service_roles(database, "referrals").await?;
+        let (cfg, settings) = service_config(addr, &roles, nats_url, public_key.to_owned())?;
+        Ok(Prepared {
+            what,
+            listener,
+            port: addr.port(),
+            database_url,
+            cfg,
+            settings,
+        })
+    }
+
+    /// Starts the service in this process. `options` is the only way to turn its
+    /// audit log off, and only the bench passes it: no configuration reaches it.
+    fn start(self, options: RunOptions) -> InProcess {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(service::run_with::<Referrals>(
+            self.cfg,
+            self.settings,
+            self.listener,
+            stop.clone(),
+            options,
+        ));
+        InProcess {
+            what: self.what,
+            port: self.port,
+            database_url: self.database_url,
+            stop,
+            task,
+        }
+    }
+}
+
+/// A referrals service running in this process.
+struct InProcess {
+    what: &'static str,
+    port: u16,
+    /// Its database as the cluster's superuser, for the bench's own queries.
+    database_url: String,
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), service::BoxError>>,
+}
+
+impl InProcess {
+    async fn wait_serving(&self) -> Result<()> {
+        grpc::wait_serving(
+            self.port,
+            grpc::REFERRALS_SERVICE,
+            Duration::from_secs(60),
+            || {
+                if self.task.is_finished() {
+                    bail!("the in-process {} stopped while starting", self.what);
+                }
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// Stops the service; says what went wrong, if anything did.
+    async fn stop(self) -> Option<String> {
+        self.stop.cancel();
+        let what = self.what;
+        match tokio::time::timeout(Duration::from_secs(30), self.task).await {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(e))) => Some(format!("the {what} failed: {e}")),
+            Ok(Err(e)) => Some(format!("the {what} panicked: {e}")),
+            Err(_) => Some(format!("the {what} did not stop within 30s")),
+        }
+    }
+}
+
+/// A service as the bench loads it: the callers' connections, and a pool on its
+/// database for draining its outbox, checkpoints and counts.
+struct Target {
+    clients: Vec<grpc::Client>,
+    observer: PgPool,
+}
+
+impl Target {
+    async fn connect(service: &InProcess) -> Result<Target> {
+        let mut clients = Vec::new();
+        for _ in 0..CHANNELS {
+            clients.push(grpc::Client::new(grpc::connect(service.port).await?));
+        }
+        let observer = PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&service.database_url)
+            .await
+            .with_context(|| format!("cannot connect to the {}'s database", service.what))?;
+        Ok(Target { clients, observer })
     }
 }
 
@@ -299,23 +485,22 @@ fn service_config(
 
 async fn measure(
     opts: &BenchOptions,
-    port: u16,
-    auth: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
-    service_url: &str,
+    audited: &InProcess,
+    plain: &InProcess,
+    auth: &MetadataValue<Ascii>,
     nats: &NatsServer,
     baseline: &pgbench::Baseline,
 ) -> Result<String> {
     let window = Duration::from_secs(opts.seconds);
-    let mut clients = Vec::new();
-    for _ in 0..CHANNELS {
-        clients.push(grpc::Client::new(grpc::connect(port).await?));
-    }
-    let observer = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(service_url)
-        .await
-        .context("cannot connect to the service's database")?;
+    let audited = Target::connect(audited).await?;
+    let plain = Target::connect(plain).await?;
+    // Everything up to the audit comparison loads the audited service: what
+    // production runs, and what earlier reports measured.
+    let (clients, observer) = (&audited.clients, &audited.observer);
+    // One source of family numbers for both services, so that no family is created
+    // twice in either database.
     let families = Families::default();
+    let create = Call::Create(families.clone());
 
     // The service and pgbench take turns in slices, so that both meet the same
     // moments of a shared machine: measured one after the other, the ratio moved by
@@ -327,33 +512,24 @@ async fn measure(
         let mut service: Option<Stats> = None;
         let (mut raw_runs, mut batched_runs) = (Vec::new(), Vec::new());
         let mut catch_up = Duration::ZERO;
-        let mut cpu_ticks: Option<(u64, u64, u64)> = Some((0, 0, 0));
+        let mut cpu_ticks = Some(CpuTicks::ZERO);
         for i in 0..slices {
-            drain_outbox(&observer).await?;
-            checkpoint(&observer).await?;
+            drain_outbox(observer).await?;
+            checkpoint(observer).await?;
             eprintln!(
                 "bench: {c} callers, slice {}/{slices}: CreateReferral for {slice_seconds}s…",
                 i + 1
             );
             let warmup = if i == 0 { WARMUP } else { SLICE_WARMUP };
             let (part, ticks) =
-                load::closed_loop(&clients, auth, &families, c, warmup, slice, || {
-                    CpuTicks::now()
-                })
-                .await?;
-            cpu_ticks = cpu_ticks.zip(ticks).map(|((b, s, t), (a, z))| {
-                (
-                    b + z.busy.saturating_sub(a.busy),
-                    s + z.steal.saturating_sub(a.steal),
-                    t + z.total.saturating_sub(a.total),
-                )
-            });
+                load::closed_loop(clients, auth, &create, c, warmup, slice, CpuTicks::now).await?;
+            cpu_ticks = cpu_ticks.zip(ticks).map(|(sum, t)| sum.plus(t));
             match &mut service {
                 None => service = Some(part),
                 Some(total) => total.append(&part)?,
             }
-            catch_up = catch_up.max(drain_outbox(&observer).await?);
-            checkpoint(&observer).await?;
+            catch_up = catch_up.max(drain_outbox(observer).await?);
+            checkpoint(observer).await?;
             for (script, runs) in [
                 (Script::Single, &mut raw_runs),
                 (Script::Batched, &mut batched_runs),
@@ -364,22 +540,14 @@ async fn measure(
                     baseline.command_line(script, c, slice_seconds)
                 );
                 runs.push(baseline.run(script, c, slice_seconds).await?);
-                checkpoint(&observer).await?;
+                checkpoint(observer).await?;
             }
         }
         let service = service.expect("at least one slice");
         let raw = RawResult::mean(&raw_runs);
         let batched = RawResult::mean(&batched_runs);
-        let cpu = cpu_ticks.and_then(|(busy, steal, total)| {
-            CpuUse::between(
-                CpuTicks {
-                    busy: 0,
-                    steal: 0,
-                    total: 0,
-                },
-                CpuTicks { busy, steal, total },
-                service.latency.len() + service.errors,
-            )
+        let cpu = cpu_ticks.and_then(|sum| {
+            CpuUse::between(CpuTicks::ZERO, sum, service.latency.len() + service.errors)
         });
         eprintln!(
             "bench: {c} callers: service {:.0} req/s (p99 {:.1} ms, {} errors), raw {:.0} tps, \
@@ -411,22 +579,32 @@ async fn measure(
         bail!("the service completed no calls: {why}");
     }
 
-    drain_outbox(&observer).await?;
-    checkpoint(&observer).await?;
+    drain_outbox(observer).await?;
+    checkpoint(observer).await?;
     let rate = best * 0.5;
     eprintln!(
         "bench: half load: {rate:.0} req/s for {}s, timing events on NATS…",
         opts.seconds
     );
-    let half = half_load(&clients, auth, &families, rate, window, &nats.url()).await?;
+    let half = half_load(clients, auth, &create, rate, window, &nats.url()).await?;
+
+    let audit = audit_cost(opts, &levels, auth, &families, &audited, &plain).await?;
 
     let pg_version: String = sqlx::query_scalar("SHOW server_version")
-        .fetch_one(&observer)
+        .fetch_one(observer)
         .await
         .unwrap_or_else(|_| "?".into());
-    observer.close().await;
+    audited.observer.close().await;
+    plain.observer.close().await;
     let nats_version = nats_version(&nats.url()).await;
-    Ok(report(opts, &levels, &half, &pg_version, &nats_version))
+    Ok(report(
+        opts,
+        &levels,
+        &half,
+        &audit,
+        &pg_version,
+        &nats_version,
+    ))
 }
 
 /// How many turns each side takes at a level, and how long each lasts (seconds).
@@ -471,7 +649,7 @@ async fn drain_outbox(pool: &PgPool) -> Result<Duration> {
 async fn half_load(
     clients: &[grpc::Client],
     auth: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
-    families: &Families,
+    create: &Call,
     rate: f64,
     window: Duration,
     nats_url: &str,
@@ -500,11 +678,17 @@ async fn half_load(
     });
 
     let since = Utc::now();
-    let before = CpuTicks::now();
-    let stats = load::paced(clients, auth, families, rate, window).await?;
-    let cpu = before
-        .zip(CpuTicks::now())
-        .and_then(|(a, b)| CpuUse::between(a, b, stats.latency.len() + stats.errors));
+    let (stats, ticks) = load::paced(
+        clients,
+        auth,
+        create,
+        rate,
+        Duration::ZERO,
+        window,
+        CpuTicks::now,
+    )
+    .await?;
+    let cpu = ticks.and_then(|(a, b)| CpuUse::between(a, b, stats.latency.len() + stats.errors));
     let expected = stats.latency.len();
     let mut lag = load::histogram()?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -527,6 +711,236 @@ async fn half_load(
         expected_events: expected,
         cpu,
     })
+}
+
+/// Issue 15's comparison: CreateReferral in a closed loop, then GetReferral's
+/// maximum rate without the audit log and an open loop at half of it, each load
+/// taking turns on the audited service and the one without.
+async fn audit_cost(
+    opts: &BenchOptions,
+    levels: &[Level],
+    auth: &MetadataValue<Ascii>,
+    families: &Families,
+    audited: &Target,
+    plain: &Target,
+) -> Result<AuditCost> {
+    // Short turns, so that the whole comparison adds about a minute and a half at the
+    // default ten seconds, and each load still gets `--seconds` per service.
+    let turn = Duration::from_secs(opts.seconds) / AUDIT_TURNS;
+    // Where the audited service took referrals fastest: the audit's writes are most
+    // of a transaction's extra work there, and a lower level would mostly measure
+    // round trips.
+    let create_concurrency = levels
+        .iter()
+        .max_by(|a, b| a.service.rate().total_cmp(&b.service.rate()))
+        .map_or(1, |l| l.concurrency);
+    let create = Call::Create(families.clone());
+    let create = take_turns(
+        &format!("CreateReferral, {create_concurrency} callers"),
+        auth,
+        [(audited, &create), (plain, &create)],
+        Pace::Closed(create_concurrency),
+        turn,
+    )
+    .await?;
+
+    // Referrals to read, made through each service's API by the bench's health
+    // visitor, who may read them as the referrer.
+    eprintln!("bench: creating {READ_SET} referrals in each service to read…");
+    let read_on = load::seed(
+        &audited.clients,
+        auth,
+        families,
+        READ_SET,
+        create_concurrency,
+    )
+    .await?;
+    let read_off = load::seed(&plain.clients, auth, families, READ_SET, create_concurrency).await?;
+    let read_search = read_search(opts, auth, audited, plain, &read_off, turn).await?;
+    let best = read_search
+        .iter()
+        .map(|(_, s)| s.rate())
+        .fold(0.0_f64, f64::max);
+    if best <= 0.0 {
+        let why = read_search
+            .iter()
+            .find_map(|(_, s)| s.first_error.clone())
+            .unwrap_or_else(|| "no call succeeded".into());
+        bail!("GetReferral completed no calls: {why}");
+    }
+    let read_rate = best * 0.5;
+    let (get_on, get_off) = (Call::Get(read_on.clone()), Call::Get(read_off));
+    let read = take_turns(
+        &format!("GetReferral at {read_rate:.0} req/s"),
+        auth,
+        [(audited, &get_on), (plain, &get_off)],
+        Pace::Open(read_rate),
+        turn,
+    )
+    .await?;
+
+    // Every answered read's record is durable before its answer leaves (the audit
+    // fails closed), so the counts can be taken now.
+    let records: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM referrals.audit_log WHERE method = $1")
+            .bind(format!("/{}/GetReferral", grpc::REFERRALS_SERVICE))
+            .fetch_one(&audited.observer)
+            .await
+            .context("cannot count the audited service's GetReferral records")?;
+    let plain_records: i64 = sqlx::query_scalar("SELECT count(*) FROM referrals.audit_log")
+        .fetch_one(&plain.observer)
+        .await
+        .context("cannot count the unaudited service's audit records")?;
+    Ok(AuditCost {
+        turn,
+        create_concurrency,
+        create,
+        read_search,
+        read_rate,
+        read,
+        read_records: (records, read_on.reads_started()),
+        plain_records,
+    })
+}
+
+/// How a turn loads its service.
+#[derive(Debug, Clone, Copy)]
+enum Pace {
+    /// This many callers, each calling again as soon as answered.
+    Closed(usize),
+    /// Calls started at this rate, per second.
+    Open(f64),
+}
+
+/// Runs each target's call in turns of `turn`, [`AUDIT_TURNS`] each, in the order
+/// on, off, off, on, on, off: so both meet the same moments of a shared machine, and
+/// what drifts over the run (tables growing) falls on both alike. The databases are
+/// [`settle`]d first; each turn starts with both outboxes drained and a `CHECKPOINT`,
+/// as the main run's do.
+async fn take_turns(
+    what: &str,
+    auth: &MetadataValue<Ascii>,
+    [audited, plain]: [(&Target, &Call); 2],
+    pace: Pace,
+    turn: Duration,
+) -> Result<OnOff> {
+    settle(audited.0, plain.0).await?;
+    let sides = [(audited, "on"), (plain, "off")];
+    let mut stats: [Option<Stats>; 2] = [None, None];
+    let mut ticks = [Some(CpuTicks::ZERO); 2];
+    for i in 0..AUDIT_TURNS {
+        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            let ((target, call), audit) = sides[side];
+            drain_outbox(&audited.0.observer).await?;
+            drain_outbox(&plain.0.observer).await?;
+            checkpoint(&target.observer).await?;
+            eprintln!(
+                "bench: audit {audit}, turn {}/{AUDIT_TURNS}: {what} for {:.1}s…",
+                i + 1,
+                turn.as_secs_f64()
+            );
+            // Each service's first turn warms it up for the load it is about to get.
+            let warmup = if i == 0 { WARMUP } else { SLICE_WARMUP };
+            let clients = &target.clients;
+            let (part, t) = match pace {
+                Pace::Closed(c) => {
+                    load::closed_loop(clients, auth, call, c, warmup, turn, CpuTicks::now).await?
+                }
+                Pace::Open(rate) => {
+                    load::paced(clients, auth, call, rate, warmup, turn, CpuTicks::now).await?
+                }
+            };
+            ticks[side] = ticks[side].zip(t).map(|(sum, t)| sum.plus(t));
+            match &mut stats[side] {
+                None => stats[side] = Some(part),
+                Some(total) => total.append(&part)?,
+            }
+        }
+    }
+    let [on, off] = [0, 1].map(|side| {
+        let stats = stats[side].take().expect("at least one turn");
+        let calls = stats.latency.len() + stats.errors;
+        let cpu = ticks[side].and_then(|sum| CpuUse::between(CpuTicks::ZERO, sum, calls));
+        Side { stats, cpu }
+    });
+    eprintln!(
+        "bench: {what}: audit on {:.0} req/s (p99 {:.1} ms), off {:.0} req/s (p99 {:.1} ms)",
+        on.stats.rate(),
+        on.stats.ms(0.99),
+        off.stats.rate(),
+        off.stats.ms(0.99)
+    );
+    Ok(OnOff { on, off })
+}
+
+/// Readies both services' databases for a load's turns: every event published, then
+/// every table that holds rows vacuumed and analysed. Without this, autovacuum of
+/// what earlier loads wrote ran in the middle of the turns, on whichever service's
+/// turn it met (seen: the audited database's tables, 200,000 rows each from the
+/// main run, vacuumed during the first GetReferral turns). Autovacuum that a turn's
+/// own writes make due still runs, as it would in production. Empty tables are left
+/// alone: analysed empty, they are planned as empty until autovacuum next looks at
+/// them (seen: the unaudited service's CreateReferral at a tenth of its rate).
+async fn settle(audited: &Target, plain: &Target) -> Result<()> {
+    for target in [audited, plain] {
+        drain_outbox(&target.observer).await?;
+    }
+    for target in [audited, plain] {
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables
+              WHERE n_live_tup + n_dead_tup > 0",
+        )
+        .fetch_all(&target.observer)
+        .await
+        .context("cannot list a service's tables")?;
+        if !tables.is_empty() {
+            sqlx::query(&format!("VACUUM (ANALYZE) {}", tables.join(", ")))
+                .execute(&target.observer)
+                .await
+                .context("cannot vacuum a service's tables")?;
+        }
+    }
+    Ok(())
+}
+
+/// GetReferral's maximum rate on the service without the audit log: a closed loop
+/// at each level of `--concurrency` from the lowest, one turn each, until a level
+/// gains less than [`MIN_GAIN`] on the best so far.
+async fn read_search(
+    opts: &BenchOptions,
+    auth: &MetadataValue<Ascii>,
+    audited: &Target,
+    plain: &Target,
+    names: &load::Names,
+    turn: Duration,
+) -> Result<Vec<(usize, Stats)>> {
+    let mut levels = opts.concurrency.clone();
+    levels.sort_unstable();
+    levels.dedup();
+    let call = Call::Get(names.clone());
+    let mut tried: Vec<(usize, Stats)> = Vec::new();
+    let mut best = 0.0_f64;
+    settle(audited, plain).await?;
+    for (i, c) in levels.into_iter().enumerate() {
+        drain_outbox(&audited.observer).await?;
+        drain_outbox(&plain.observer).await?;
+        checkpoint(&plain.observer).await?;
+        eprintln!(
+            "bench: audit off: GetReferral, {c} callers, for {:.1}s…",
+            turn.as_secs_f64()
+        );
+        let warmup = if i == 0 { WARMUP } else { SLICE_WARMUP };
+        let (stats, _) =
+            load::closed_loop(&plain.clients, auth, &call, c, warmup, turn, || None::<()>).await?;
+        let rate = stats.rate();
+        tried.push((c, stats));
+        if rate < best * MIN_GAIN {
+            break;
+        }
+        best = best.max(rate);
+    }
+    Ok(tried)
 }
 
 async fn nats_version(url: &str) -> String {
@@ -567,6 +981,138 @@ fn machine() -> String {
     )
 }
 
+/// The "Audit on and off" section; returns CreateReferral's throughput ratio and
+/// GetReferral's p99 ratio, audit on over off.
+fn audit_report(w: &mut String, audit: &AuditCost) -> (f64, f64) {
+    let turn = audit.turn.as_secs_f64();
+    let _ = writeln!(w, "### Audit on and off\n");
+    let _ = writeln!(
+        w,
+        "A second referrals service runs in the bench process with its audit log off \
+         (`RunOptions {{ audit: false }}`, which only the bench passes; no configuration \
+         reaches it), on a database of its own on the same Postgres, with the same pool \
+         size, the same NATS and {CHANNELS} connections of its own; it sits idle through \
+         the sections above. For each load the two take turns of {turn:.1}s, \
+         {AUDIT_TURNS} each, in the order on, off, off, on, on, off. Before a load's first \
+         turn, both databases' tables that hold rows are vacuumed and analysed (else \
+         autovacuum of the rows written above lands in some turns); each turn starts with \
+         both outboxes drained and after a `CHECKPOINT`; each service's first turn has \
+         {}s of warm-up, the others {}ms. CPU ms/call is the whole machine's busy CPU \
+         over a service's turns, divided by its calls; CPUs busy, the share of both CPUs' \
+         time that was busy.\n",
+        WARMUP.as_secs(),
+        SLICE_WARMUP.as_millis()
+    );
+
+    let _ = writeln!(
+        w,
+        "**CreateReferral**, closed loop with {} callers (the level at which the audited \
+         service took referrals fastest above):\n",
+        audit.create_concurrency
+    );
+    let _ = writeln!(
+        w,
+        "| audit | calls | errors | req/s | p50 ms | p90 ms | p99 ms | max ms | CPU ms/call | CPUs busy |"
+    );
+    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    on_off_rows(w, &audit.create);
+    let create_ratio =
+        audit.create.on.stats.rate() / audit.create.off.stats.rate().max(f64::MIN_POSITIVE);
+    let _ = writeln!(
+        w,
+        "\nWith the audit log, CreateReferral keeps {:.0}% of its throughput without.\n",
+        100.0 * create_ratio
+    );
+
+    let _ = writeln!(
+        w,
+        "**GetReferral**: each service is first given {READ_SET} referrals, created \
+         through its API by the bench's health visitor, who then reads them in turn (the \
+         referrer's organisation may read its referrals). The maximum rate without the \
+         audit log, from a closed loop at each level from the lowest, {turn:.1}s each, \
+         until one gains less than {:.0}%:\n",
+        100.0 * (MIN_GAIN - 1.0)
+    );
+    let _ = writeln!(w, "| C | req/s | p50 ms | p99 ms | errors |");
+    let _ = writeln!(w, "|---:|---:|---:|---:|---:|");
+    for (c, s) in &audit.read_search {
+        let _ = writeln!(
+            w,
+            "| {c} | {:.0} | {:.2} | {:.2} | {} |",
+            s.rate(),
+            s.ms(0.5),
+            s.ms(0.99),
+            s.errors
+        );
+    }
+    let _ = writeln!(
+        w,
+        "\nThen an open loop at half the best, {:.0} req/s (one call every {:.2} ms, each in \
+         its own task; latency counts from the scheduled start), on each service in turn:\n",
+        audit.read_rate,
+        1000.0 / audit.read_rate
+    );
+    let _ = writeln!(
+        w,
+        "| audit | calls | errors | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | CPU ms/call | CPUs busy |"
+    );
+    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    on_off_rows(w, &audit.read);
+    let p99_ratio = audit.read.on.stats.ms(0.99) / audit.read.off.stats.ms(0.99).max(0.001);
+    let _ = writeln!(
+        w,
+        "\nGetReferral's p99 with the audit log is {p99_ratio:.2}× its p99 without.\n"
+    );
+    if let Some(first) = [&audit.create, &audit.read]
+        .iter()
+        .flat_map(|f| [&f.on.stats, &f.off.stats])
+        .chain(audit.read_search.iter().map(|(_, s)| s))
+        .find_map(|s| s.first_error.as_ref())
+    {
+        let _ = writeln!(w, "Calls failed in this section; the first: `{first}`.\n");
+    }
+    let (records, reads) = audit.read_records;
+    let _ = writeln!(
+        w,
+        "The audited service's log holds {records} GetReferral records for the {reads} reads \
+         it was sent (warm-up included){}; the other service's log holds {} records{}.\n",
+        if u64::try_from(records).unwrap_or(0) >= reads {
+            ""
+        } else {
+            ": FEWER RECORDS THAN READS"
+        },
+        audit.plain_records,
+        if audit.plain_records == 0 {
+            ""
+        } else {
+            ": THE SWITCH DID NOT TURN THE AUDIT LOG OFF"
+        }
+    );
+    (create_ratio, p99_ratio)
+}
+
+/// A table row each for the audited service and the one without.
+fn on_off_rows(w: &mut String, figures: &OnOff) {
+    for (audit, side) in [("on", &figures.on), ("off", &figures.off)] {
+        let s = &side.stats;
+        let _ = writeln!(
+            w,
+            "| {audit} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} |",
+            s.latency.len() + s.errors,
+            s.errors,
+            s.rate(),
+            s.ms(0.5),
+            s.ms(0.9),
+            s.ms(0.99),
+            s.max_ms(),
+            side.cpu
+                .map_or("?".into(), |c| format!("{:.2}", c.ms_per_call)),
+            side.cpu
+                .map_or("?".into(), |c| format!("{:.0}%", 100.0 * c.busy))
+        );
+    }
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "MISS" }
 }
@@ -575,6 +1121,7 @@ fn report(
     opts: &BenchOptions,
     levels: &[Level],
     half: &HalfLoad,
+    audit: &AuditCost,
     pg_version: &str,
     nats_version: &str,
 ) -> String {
@@ -799,6 +1346,8 @@ fn report(
         lag.max() as f64 / 1000.0
     );
 
+    let (create_ratio, p99_ratio) = audit_report(&mut w, audit);
+
     let all_events = lag.len() >= half.expected_events && half.expected_events > 0;
     let _ = writeln!(w, "### Targets\n");
     let _ = writeln!(w, "| target | measured | result |");
@@ -836,6 +1385,33 @@ fn report(
             )
         },
         verdict(all_events && lag_ms(0.99) <= MAX_LAG_P99_MS)
+    );
+    let create = &audit.create;
+    let _ = writeln!(
+        w,
+        "| CreateReferral with the audit log ≥ {:.0}% of its throughput without | {:.0}% \
+         ({:.0} / {:.0} req/s) | {} |",
+        100.0 * MIN_AUDIT_CREATE_RATIO,
+        100.0 * create_ratio,
+        create.on.stats.rate(),
+        create.off.stats.rate(),
+        verdict(
+            create_ratio >= MIN_AUDIT_CREATE_RATIO
+                && create.on.stats.errors + create.off.stats.errors == 0
+        )
+    );
+    let read = &audit.read;
+    let _ = writeln!(
+        w,
+        "| GetReferral p99 with the audit log ≤ {MAX_AUDIT_P99_RATIO}× without, at half of \
+         the maximum rate without ({:.0} req/s) | {:.2}× ({:.1} / {:.1} ms) | {} |",
+        audit.read_rate,
+        p99_ratio,
+        read.on.stats.ms(0.99),
+        read.off.stats.ms(0.99),
+        verdict(
+            p99_ratio <= MAX_AUDIT_P99_RATIO && read.on.stats.errors + read.off.stats.errors == 0
+        )
     );
     if errors > 0 {
         let _ = writeln!(

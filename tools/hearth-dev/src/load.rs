@@ -1,13 +1,14 @@
 //! Load generation for `hearth-dev bench`: realistic CreateReferral requests for
-//! distinct families, a closed loop (C callers, each sending its next request when the
-//! last one answers) and an open loop paced at a fixed rate, with latencies in
-//! microsecond HDR histograms.
+//! distinct families and GetReferral of referrals made beforehand, a closed loop (C
+//! callers, each sending its next request when the last one answers) and an open loop
+//! paced at a fixed rate, either making any [`Call`], with latencies in microsecond HDR
+//! histograms.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use hearth_proto::referrals as pb;
@@ -209,27 +210,122 @@ pub fn referral_request(n: u64, now: DateTime<Utc>) -> pb::CreateReferralRequest
     fixtures::create_request(referral)
 }
 
+/// Names of referrals to read, handed out in turn, so that every one is read as
+/// often as the others.
+#[derive(Debug, Clone)]
+pub struct Names {
+    names: Arc<[String]>,
+    next: Arc<AtomicU64>,
+}
+
+impl Names {
+    fn take(&self) -> &str {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.names[(i % self.names.len() as u64) as usize]
+    }
+
+    /// Reads started so far, counting warm-up and failed ones.
+    pub fn reads_started(&self) -> u64 {
+        self.next.load(Ordering::Relaxed)
+    }
+}
+
+/// What a load loop calls, again and again.
+#[derive(Debug, Clone)]
+pub enum Call {
+    /// CreateReferral, each for a family not seen before.
+    Create(Families),
+    /// GetReferral, of each of these referrals in turn.
+    Get(Names),
+}
+
+impl Call {
+    async fn make(
+        &self,
+        client: &mut Client,
+        auth: &MetadataValue<Ascii>,
+    ) -> Result<(), tonic::Status> {
+        match self {
+            Call::Create(families) => create(client, auth, families).await.map(|_| ()),
+            Call::Get(names) => {
+                let req = pb::GetReferralRequest {
+                    name: names.take().to_owned(),
+                };
+                client
+                    .get_referral(grpc::request(req, auth))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
+}
+
 async fn create(
     client: &mut Client,
     auth: &MetadataValue<Ascii>,
     families: &Families,
-) -> Result<(), tonic::Status> {
+) -> Result<pb::CreateReferralResponse, tonic::Status> {
     let req = referral_request(families.take(), Utc::now());
     client
         .create_referral(grpc::request(req, auth))
         .await
-        .map(|_| ())
+        .map(tonic::Response::into_inner)
 }
 
-/// `concurrency` callers over `clients` (round robin), each calling CreateReferral
-/// back to back; calls that start during `warmup` are not recorded, then calls that
-/// start within `window` are.
+/// Creates `count` referrals through the service, `concurrency` calls at a time, and
+/// returns their names: something for GetReferral to read. Any failure fails the lot,
+/// since a read of a referral that was never made would measure the wrong thing.
+pub async fn seed(
+    clients: &[Client],
+    auth: &MetadataValue<Ascii>,
+    families: &Families,
+    count: usize,
+    concurrency: usize,
+) -> Result<Names> {
+    let claimed = Arc::new(AtomicUsize::new(0));
+    let mut tasks = JoinSet::new();
+    for i in 0..concurrency.clamp(1, count.max(1)) {
+        let mut client = clients[i % clients.len()].clone();
+        let auth = auth.clone();
+        let families = families.clone();
+        let claimed = Arc::clone(&claimed);
+        tasks.spawn(async move {
+            let mut names = Vec::new();
+            while claimed.fetch_add(1, Ordering::Relaxed) < count {
+                let made = create(&mut client, &auth, &families)
+                    .await
+                    .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))
+                    .context("CreateReferral failed while seeding referrals to read")?;
+                match made.referral {
+                    Some(r) if !r.name.is_empty() => names.push(r.name),
+                    _ => bail!("CreateReferral answered without the referral's name"),
+                }
+            }
+            anyhow::Ok(names)
+        });
+    }
+    let mut names = Vec::with_capacity(count);
+    while let Some(done) = tasks.join_next().await {
+        names.extend(done.context("a seeding task panicked")??);
+    }
+    if names.is_empty() {
+        bail!("no referrals were seeded to read");
+    }
+    Ok(Names {
+        names: names.into(),
+        next: Arc::default(),
+    })
+}
+
+/// `concurrency` callers over `clients` (round robin), each making `call` back to
+/// back; calls that start during `warmup` are not recorded, then calls that start
+/// within `window` are.
 /// `sample` is read when measuring starts and when the last call has ended (the
 /// machine's CPU counters, say); both readings come back with the figures.
 pub async fn closed_loop<T>(
     clients: &[Client],
     auth: &MetadataValue<Ascii>,
-    families: &Families,
+    call: &Call,
     concurrency: usize,
     warmup: Duration,
     window: Duration,
@@ -242,7 +338,7 @@ pub async fn closed_loop<T>(
     for i in 0..concurrency {
         let mut client = clients[i % clients.len()].clone();
         let auth = auth.clone();
-        let families = families.clone();
+        let call = call.clone();
         tasks.spawn(async move {
             let mut stats = Stats::new(window)?;
             loop {
@@ -250,7 +346,7 @@ pub async fn closed_loop<T>(
                 if began >= end {
                     break;
                 }
-                let outcome = create(&mut client, &auth, &families).await;
+                let outcome = call.make(&mut client, &auth).await;
                 if began >= measure_from {
                     stats.record(outcome.map(|()| began.elapsed()));
                 }
@@ -267,49 +363,69 @@ pub async fn closed_loop<T>(
     Ok((total, first.zip(sample())))
 }
 
-/// An open loop: starts one call every `1/rate` seconds for `window`, each in its own
-/// task so a slow call never delays the schedule. Latency counts from the scheduled
-/// start, so a stalled scheduler shows up as latency rather than hiding.
-pub async fn paced(
+/// An open loop: starts `call` every `1/rate` seconds for `warmup` and then `window`,
+/// each in its own task so a slow call never delays the schedule; calls scheduled
+/// within `window` are recorded. Latency counts from the scheduled start, so a stalled
+/// scheduler shows up as latency rather than hiding.
+/// `sample` is read when measuring starts and when the last call has ended, as in
+/// [`closed_loop`].
+pub async fn paced<T>(
     clients: &[Client],
     auth: &MetadataValue<Ascii>,
-    families: &Families,
+    call: &Call,
     rate: f64,
+    warmup: Duration,
     window: Duration,
-) -> Result<Stats> {
+    sample: impl Fn() -> Option<T>,
+) -> Result<(Stats, Option<(T, T)>)> {
     let period = Duration::from_secs_f64(1.0 / rate.max(0.1));
     let start = Instant::now();
-    let end = start + window;
+    let measure_from = start + warmup;
+    let end = measure_from + window;
     let mut ticker = tokio::time::interval_at(start, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut tasks = JoinSet::new();
     let mut stats = Stats::new(window)?;
     let mut i = 0usize;
+    let mut first = None;
     loop {
         let scheduled = ticker.tick().await;
         if scheduled >= end {
             break;
         }
+        if scheduled >= measure_from && first.is_none() {
+            first = Some(sample());
+        }
         // Finished calls are collected as the run goes, so that their memory is
         // reused: kept to the end, tens of thousands of them made the load
         // generator fault in fresh pages all run long, on the CPUs it shares.
         while let Some(done) = tasks.try_join_next() {
-            stats.record(done.context("a paced call panicked")?);
+            record_paced(&mut stats, done)?;
         }
         let mut client = clients[i % clients.len()].clone();
         i += 1;
         let auth = auth.clone();
-        let families = families.clone();
+        let call = call.clone();
         tasks.spawn(async move {
-            create(&mut client, &auth, &families)
-                .await
-                .map(|()| scheduled.elapsed())
+            let outcome = call.make(&mut client, &auth).await;
+            (scheduled >= measure_from).then(|| outcome.map(|()| scheduled.elapsed()))
         });
     }
     while let Some(done) = tasks.join_next().await {
-        stats.record(done.context("a paced call panicked")?);
+        record_paced(&mut stats, done)?;
     }
-    Ok(stats)
+    Ok((stats, first.flatten().zip(sample())))
+}
+
+/// Records a paced call's outcome, unless it was scheduled in the warm-up (`None`).
+fn record_paced(
+    stats: &mut Stats,
+    done: Result<Option<Result<Duration, tonic::Status>>, tokio::task::JoinError>,
+) -> Result<()> {
+    if let Some(outcome) = done.context("a paced call panicked")? {
+        stats.record(outcome);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
