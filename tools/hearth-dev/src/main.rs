@@ -44,7 +44,7 @@ commands:
   token   print a bearer token signed with .hearth/keys/dev.pem
           --org ORG  --roles r1,r2  [--sub SUBJECT]  [--hours N (default 12)]
           roles: referrer, triage, practitioner, coordinator, analyst, admin
-  bench   load-test CreateReferral against private servers and compare with pgbench
+  bench   load-test CreateReferral (against pgbench) and GetReferral, with the audit log on and off, on private servers
           [--seconds N (default 10)]  [--concurrency 1,4,16,32,64,128]
   help    show this text";
 
