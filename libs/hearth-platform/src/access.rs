@@ -438,11 +438,7 @@ mod tests {
     use super::*;
 
     fn caller(org: &str, roles: &[Role]) -> Caller {
-        Caller {
-            subject: "u".into(),
-            organisation: org.into(),
-            roles: roles.to_vec(),
-        }
+        Caller::new("u", org, roles)
     }
 
     const P: Parties<'static> = Parties {
