@@ -8,7 +8,7 @@ DEPS := bash scripts/ensure-deps.sh
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build run token test lint fmt bench clean-data
+.PHONY: help deps build run token test lint fmt bench clean-data verify-audit
 
 help: ## Show this help
 	@echo "usage: make <target> [ARGS=...]"
@@ -43,6 +43,13 @@ lint: ## Check formatting, lint protos with buf, run clippy with -D warnings
 
 fmt: ## Format all Rust code
 	$(CARGO) fmt --all
+
+verify-audit: ## Check the audit log of the local run (`make run`): its hash chains and seals
+	@test -f .hearth/dev.env || { echo "no local run yet: start one with make run"; exit 1; }
+	@. ./.hearth/dev.env && $(CARGO) build -q -p referrals && \
+	  HEARTH_DATABASE_URL="$$HEARTH_DEV_REFERRALS_DB_URL" \
+	  HEARTH_AUDIT_SEAL_KEY="$$(cat "$$HEARTH_DEV_AUDIT_SEAL_KEY_FILE")" \
+	  $(CARGO) run -q -p referrals -- verify-audit
 
 bench: ## Run the benchmark (release build); extra flags via ARGS=
 	@$(DEPS)

@@ -154,7 +154,6 @@ impl AccessApi {
     async fn page_of_records(
         &self,
         caller: &Caller,
-        method: &str,
         query: &PageQuery<'_>,
         sql: &str,
         bind: impl FnOnce(
@@ -162,6 +161,7 @@ impl AccessApi {
         )
             -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
         page: Page<Position>,
+        about: Vec<String>,
     ) -> Result<(Vec<pb::AccessRecord>, String)> {
         let size = page.size;
         let after = page
@@ -186,18 +186,17 @@ impl AccessApi {
             String::new()
         };
         let records: Vec<pb::AccessRecord> = rows.iter().map(access_record).collect();
-        let mut families: Vec<String> = records.iter().flat_map(|r| r.families.clone()).collect();
-        families.sort();
-        families.dedup();
+        // Recorded against the family asked about, if any: not against every family
+        // the answer mentions, whose own logs would then list this question.
         self.auditor
             .record(
                 Record::new(
                     caller,
-                    &format!("{METHOD_PREFIX}{method}"),
+                    &format!("{METHOD_PREFIX}{}", query.method),
                     pb::AccessAction::Read,
                     Basis::DataProtection,
                 )
-                .of(records.iter().map(|r| r.name.clone()).collect(), families),
+                .of(records.iter().map(|r| r.name.clone()).collect(), about),
             )
             .await?;
         Ok((records, next))
@@ -232,7 +231,13 @@ impl AccessApi {
             .await?;
         drop(conn);
         if area.as_deref() != Some(caller.organisation.as_str()) {
-            self.deny(&caller, "ListFamilyAccess", &req.family).await?;
+            self.deny(
+                &caller,
+                "ListFamilyAccess",
+                pb::AccessAction::Read,
+                &req.family,
+            )
+            .await?;
             return Err(ApiError::not_found(req.family));
         }
         let s = self.schema;
@@ -245,11 +250,11 @@ impl AccessApi {
         let (records, next_page_token) = self
             .page_of_records(
                 &caller,
-                "ListFamilyAccess",
                 &query,
                 &sql,
                 |q| q.bind(family).bind(start).bind(end),
                 page,
+                vec![req.family.clone()],
             )
             .await?;
         Ok(pb::ListFamilyAccessResponse {
@@ -300,11 +305,11 @@ impl AccessApi {
         let (records, next_page_token) = self
             .page_of_records(
                 &caller,
-                "ListCallerAccess",
                 &query,
                 &sql,
                 |q| q.bind(org).bind(subject).bind(start).bind(end),
                 page,
+                Vec::new(),
             )
             .await?;
         Ok(pb::ListCallerAccessResponse {
@@ -338,14 +343,20 @@ impl AccessApi {
     }
 
     /// Records a refusal (fail closed: unrecorded, the call is UNAVAILABLE).
-    async fn deny(&self, caller: &Caller, method: &str, family: &str) -> Result<()> {
+    async fn deny(
+        &self,
+        caller: &Caller,
+        method: &str,
+        action: pb::AccessAction,
+        family: &str,
+    ) -> Result<()> {
         let family = asked_about(family, "families");
         self.auditor
             .record(
                 Record::new(
                     caller,
                     &format!("{METHOD_PREFIX}{method}"),
-                    pb::AccessAction::Read,
+                    action,
                     Basis::None,
                 )
                 .of(vec![family.clone()], vec![family])
@@ -361,7 +372,8 @@ impl AccessApi {
         let caller = self.caller(&req)?;
         let mut req = req.into_inner();
         if !caller.has_any(roles_for(Basis::BreakGlass)) {
-            self.deny(&caller, "BreakGlass", &req.family).await?;
+            self.deny(&caller, "BreakGlass", pb::AccessAction::Write, &req.family)
+                .await?;
             return Err(ApiError::denied(
                 "ROLE_REQUIRED",
                 "breaking the glass needs a working role (referrer, triage, practitioner or coordinator)",
@@ -378,11 +390,27 @@ impl AccessApi {
         let name = format!("breakGlassGrants/{id}");
         let mut tx = match self.requests.begin(&key, &name).await? {
             Begun::Go(tx) => tx,
-            Begun::Replay(name) => return self.grant(&caller, &name).await,
+            Begun::Replay(name) => {
+                // The same request again: the grant as made, read and recorded.
+                let grant = self.grant(&caller, &name).await?;
+                self.auditor
+                    .record(
+                        Record::new(
+                            &caller,
+                            &format!("{METHOD_PREFIX}BreakGlass"),
+                            pb::AccessAction::Read,
+                            Basis::BreakGlass,
+                        )
+                        .of(vec![name, grant.family.clone()], vec![grant.family.clone()]),
+                    )
+                    .await?;
+                return Ok(grant);
+            }
         };
         let Some(area) = self.directory.receiving_area(&mut tx, &req.family).await? else {
             drop(tx);
-            self.deny(&caller, "BreakGlass", &req.family).await?;
+            self.deny(&caller, "BreakGlass", pb::AccessAction::Write, &req.family)
+                .await?;
             return Err(ApiError::not_found(req.family));
         };
         let now = crate::clock::now();
@@ -489,9 +517,6 @@ impl AccessApi {
             String::new()
         };
         let grants: Vec<pb::BreakGlassGrant> = rows.iter().map(grant_from_row).collect();
-        let mut families: Vec<String> = grants.iter().map(|g| g.family.clone()).collect();
-        families.sort();
-        families.dedup();
         self.auditor
             .record(
                 Record::new(
@@ -500,7 +525,7 @@ impl AccessApi {
                     pb::AccessAction::Read,
                     Basis::DataProtection,
                 )
-                .of(grants.iter().map(|g| g.name.clone()).collect(), families),
+                .of(grants.iter().map(|g| g.name.clone()).collect(), Vec::new()),
             )
             .await?;
         Ok(pb::ListBreakGlassGrantsResponse {

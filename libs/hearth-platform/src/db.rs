@@ -165,6 +165,8 @@ pub async fn grant_serving_role(
         format!("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {s} TO {role}"),
         format!("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {s} TO {role}"),
         format!("REVOKE UPDATE, DELETE, TRUNCATE ON {s}.audit_log FROM {role}"),
+        // An emergency grant is kept as made: its expiry decides access.
+        format!("REVOKE UPDATE, DELETE, TRUNCATE ON {s}.break_glass FROM {role}"),
         format!("REVOKE ALL ON {s}._sqlx_migrations FROM {role}"),
     ] {
         sqlx::query(&stmt).execute(&mut *tx).await?;

@@ -412,6 +412,10 @@ pub fn main<S: Service>() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if command == Command::VerifyAudit {
+        // Needs the database and the seal key, nothing else the service serves with.
+        return verify_audit::<S>(&Env::process());
+    }
     let (cfg, settings) = match config::load::<S::Settings, _>(&Env::process(), S::DEFAULT_PORT) {
         Ok(loaded) => loaded,
         Err(err) => {
@@ -441,6 +445,57 @@ pub fn main<S: Service>() -> ExitCode {
             }
         }
     })
+}
+
+/// `verify-audit`: reads `HEARTH_DATABASE_URL` and `HEARTH_AUDIT_SEAL_KEY` only, walks
+/// every chain of the audit log, and exits 1 naming the first broken link.
+fn verify_audit<S: Service>(env: &Env<impl Fn(&str) -> Option<String>>) -> ExitCode {
+    let settings = env.required("HEARTH_DATABASE_URL").and_then(|url| {
+        env.secret("HEARTH_AUDIT_SEAL_KEY", 32)
+            .map(|key| (crate::config::Secret::new(url), key))
+    });
+    let (url, key) = match settings {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("{}: configuration: {err}", S::NAME);
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("{}: cannot start the runtime: {err}", S::NAME);
+            return ExitCode::FAILURE;
+        }
+    };
+    let verdict = runtime.block_on(async {
+        let pool = db::connect(&url, S::NAME, 2, DATABASE_PATIENCE).await?;
+        crate::audit::verify(&pool, S::NAME, &Sealer::new(&key)).await
+    });
+    match verdict {
+        Ok(Verdict::Intact { chains, records }) => {
+            println!("the audit log is intact: {records} records in {chains} chains");
+            ExitCode::SUCCESS
+        }
+        Ok(Verdict::Broken {
+            chain,
+            seq,
+            problem,
+        }) => {
+            eprintln!(
+                "{}: the audit log is broken at chain {chain}, record {seq}: {problem}",
+                S::NAME
+            );
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("{}: cannot read the audit log: {err}", S::NAME);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The commands every service binary takes.
@@ -489,35 +544,22 @@ impl Command {
                 run::<S>(cfg, settings, listener, shutdown).await
             }
             Command::Migrate => {
-                let url = cfg.database_owner_url.as_ref().unwrap_or(&cfg.database_url);
-                let pool = db::connect(url, S::NAME, 2, DATABASE_PATIENCE).await?;
-                db::migrate(&pool, S::NAME, S::migrator()).await?;
-                if cfg.database_owner_url.is_some() {
-                    db::grant_serving_role(&pool, S::NAME, &db::role_of(&cfg.database_url)?)
-                        .await?;
+                // Migrating as the serving role would make it the owner of the audit
+                // log, which it must never be able to change.
+                if cfg.database_owner_url.is_none() {
+                    return Err(
+                        "HEARTH_DATABASE_OWNER_URL: is required by migrate (the schema's \
+                         owner migrates; the serving role of HEARTH_DATABASE_URL may only add to \
+                         the audit log)"
+                            .into(),
+                    );
                 }
+                migrate_as_owner::<S>(&cfg).await?;
                 println!("migrations applied");
                 Ok(())
             }
-            Command::VerifyAudit => {
-                let pool = connect::<S>(&cfg, 2).await?;
-                match crate::audit::verify(&pool, S::NAME, &Sealer::new(&cfg.audit_seal_key))
-                    .await?
-                {
-                    Verdict::Intact { chains, records } => {
-                        println!("the audit log is intact: {records} records in {chains} chains");
-                        Ok(())
-                    }
-                    Verdict::Broken {
-                        chain,
-                        seq,
-                        problem,
-                    } => Err(format!(
-                        "the audit log is broken at chain {chain}, record {seq}: {problem}"
-                    )
-                    .into()),
-                }
-            }
+            // `main` runs it before reading the service's configuration.
+            Command::VerifyAudit => Err("verify-audit is run by main".into()),
             Command::Republish { from } => {
                 let pool = connect::<S>(&cfg, 2).await?;
                 let n = outbox::republish_from(&pool, S::NAME, from).await?;

@@ -217,6 +217,11 @@ impl ReferralsApi {
         basis: Basis,
         r: &Referral,
     ) -> Record {
+        // A change is recorded on the relationship whose role it needed.
+        let basis = match action {
+            AccessAction::Write => access::acting_basis(caller, parties(r)).unwrap_or(basis),
+            _ => basis,
+        };
         Record::new(caller, &method(m), action, basis).of(
             vec![convert::referral_name(r.id)],
             vec![convert::family_name(r.family_id)],

@@ -22,6 +22,8 @@ pub struct View<'a> {
     pub opts: RunOptions,
     pub pg_dir: &'a Path,
     pub database_url: &'a str,
+    /// The referrals service's serving role on that database.
+    pub serving_url: &'a str,
     pub nats_url: &'a str,
     pub facts: &'a Facts,
     pub tokens: &'a Tokens,
@@ -416,5 +418,17 @@ pub fn write_dev_env(v: &View<'_>) -> Result<()> {
             v.tokens.token(org)?
         );
     }
+    let _ = writeln!(
+        text,
+        "export HEARTH_DPO_TOKEN={}  # {AREA}: data protection officer",
+        v.tokens.dpo()
+    );
+    // What `make verify-audit` needs: the serving role and the seal key's file.
+    let _ = writeln!(text, "export HEARTH_DEV_REFERRALS_DB_URL={}", v.serving_url);
+    let _ = writeln!(
+        text,
+        "export HEARTH_DEV_AUDIT_SEAL_KEY_FILE={}",
+        v.layout.keys_dir.join("audit-seal.key").display()
+    );
     keys::write_file(&v.layout.dev_env, &text, 0o600)
 }

@@ -135,6 +135,8 @@ struct AuditCost {
     read: OnOff,
     /// GetReferral records in the audited service's log, and the reads it was sent.
     read_records: (i64, u64),
+    /// The transactions that wrote those records: the group commits.
+    read_commits: i64,
     /// Records of any kind in the other service's log: none, if the switch works.
     plain_records: i64,
 }
@@ -781,12 +783,14 @@ async fn audit_cost(
 
     // Every answered read's record is durable before its answer leaves (the audit
     // fails closed), so the counts can be taken now.
-    let records: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM referrals.audit_log WHERE method = $1")
-            .bind(format!("/{}/GetReferral", grpc::REFERRALS_SERVICE))
-            .fetch_one(&audited.observer)
-            .await
-            .context("cannot count the audited service's GetReferral records")?;
+    // Rows one transaction wrote share its `xmin`: the group commits' sizes.
+    let (records, read_commits): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT xmin::text) FROM referrals.audit_log WHERE method = $1",
+    )
+    .bind(format!("/{}/GetReferral", grpc::REFERRALS_SERVICE))
+    .fetch_one(&audited.observer)
+    .await
+    .context("cannot count the audited service's GetReferral records")?;
     let plain_records: i64 = sqlx::query_scalar("SELECT count(*) FROM referrals.audit_log")
         .fetch_one(&plain.observer)
         .await
@@ -799,6 +803,7 @@ async fn audit_cost(
         read_rate,
         read,
         read_records: (records, read_on.reads_started()),
+        read_commits,
         plain_records,
     })
 }
@@ -1075,12 +1080,15 @@ fn audit_report(w: &mut String, audit: &AuditCost) -> (f64, f64) {
     let _ = writeln!(
         w,
         "The audited service's log holds {records} GetReferral records for the {reads} reads \
-         it was sent (warm-up included){}; the other service's log holds {} records{}.\n",
+         it was sent (warm-up included){}, written by {} group commits ({:.1} records each); \
+         the other service's log holds {} records{}.\n",
         if u64::try_from(records).unwrap_or(0) >= reads {
             ""
         } else {
             ": FEWER RECORDS THAN READS"
         },
+        audit.read_commits,
+        records as f64 / audit.read_commits.max(1) as f64,
         audit.plain_records,
         if audit.plain_records == 0 {
             ""

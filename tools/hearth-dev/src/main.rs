@@ -43,7 +43,7 @@ commands:
                   health in plaintext on --health-port N (default 50151)
   token   print a bearer token signed with .hearth/keys/dev.pem
           --org ORG  --roles r1,r2  [--sub SUBJECT]  [--hours N (default 12)]
-          roles: referrer, triage, practitioner, coordinator, analyst, admin
+          roles: referrer, triage, practitioner, coordinator, analyst, admin, dpo
   bench   load-test CreateReferral (against pgbench) and GetReferral, with the audit log on and off, on private servers
           [--seconds N (default 10)]  [--concurrency 1,4,16,32,64,128]
   help    show this text";

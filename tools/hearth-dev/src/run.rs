@@ -239,6 +239,7 @@ async fn start_and_serve(
         opts,
         pg_dir: &pg_dir,
         database_url: &database_url,
+        serving_url: &roles.1,
         nats_url: &nats_url,
         facts: &facts,
         tokens: &tokens,

@@ -10,6 +10,7 @@
 //!   (families tell whoever they know);
 //! - anyone else gets PERMISSION_DENIED.
 
+use hearth_platform::access::Basis;
 use hearth_platform::{Caller, Role};
 
 /// Roles through which a referring organisation's staff see its referrals.
@@ -35,6 +36,20 @@ pub fn is_area_triage(caller: &Caller, p: Parties<'_>) -> bool {
 pub fn can_act_for_family(caller: &Caller, p: Parties<'_>) -> bool {
     is_area_triage(caller, p)
         || (caller.organisation == p.referring_org && caller.has(Role::Referrer))
+}
+
+/// The relationship a change is made on, for its audit record: the one whose role
+/// the change needs (the area's triage, else the referring organisation's
+/// referrer), not merely the first the caller holds. `None`: the caller may not
+/// change the referral.
+pub fn acting_basis(caller: &Caller, p: Parties<'_>) -> Option<Basis> {
+    if is_area_triage(caller, p) {
+        Some(Basis::ReceivingArea)
+    } else if can_act_for_family(caller, p) {
+        Some(Basis::ReferringOrganisation)
+    } else {
+        None
+    }
 }
 
 /// Creating a referral: referrers, and triage officers taking one at the front door.
@@ -64,5 +79,23 @@ mod tests {
             &caller("school", &[Role::Practitioner]),
             P
         ));
+    }
+
+    #[test]
+    fn a_change_is_recorded_on_the_relationship_whose_role_it_needs() {
+        // The area referring a family to itself decides as the area's triage.
+        let own = Parties {
+            referring_org: "midlothian",
+            receiving_area: "midlothian",
+        };
+        assert_eq!(
+            acting_basis(&caller("midlothian", &[Role::Triage]), own),
+            Some(Basis::ReceivingArea)
+        );
+        assert_eq!(
+            acting_basis(&caller("school", &[Role::Referrer]), P),
+            Some(Basis::ReferringOrganisation)
+        );
+        assert_eq!(acting_basis(&caller("school", &[Role::Triage]), P), None);
     }
 }

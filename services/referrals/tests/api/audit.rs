@@ -16,16 +16,20 @@ fn ago(secs: i64) -> Option<prost_types::Timestamp> {
     now_ts(-secs)
 }
 
-/// `referrals verify-audit` against the app's database, with `seal_key`; its exit
-/// status and everything it printed.
+/// `referrals verify-audit` against the app's database, with `seal_key` (the two
+/// settings it needs, and no others); its exit status and everything it printed.
 async fn verify_audit(app: &TestApp, seal_key: &str) -> (bool, String) {
-    let mut vars = app.env.service_vars("referrals").await;
-    vars.retain(|(k, _)| k != "HEARTH_AUDIT_SEAL_KEY");
-    vars.push(("HEARTH_AUDIT_SEAL_KEY".into(), seal_key.into()));
+    let vars = app.env.service_vars("referrals").await;
+    let serving = vars
+        .iter()
+        .find(|(k, _)| k == "HEARTH_DATABASE_URL")
+        .map(|(_, v)| v.clone())
+        .unwrap();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_referrals"))
         .arg("verify-audit")
         .env_clear()
-        .envs(vars)
+        .env("HEARTH_DATABASE_URL", serving)
+        .env("HEARTH_AUDIT_SEAL_KEY", seal_key)
         .env("RUST_LOG", "error")
         .output()
         .await
@@ -106,6 +110,9 @@ async fn the_serving_role_can_only_add_to_the_audit_log() {
         "UPDATE referrals.audit_log SET subject = 'someone-else'",
         "DELETE FROM referrals.audit_log",
         "TRUNCATE referrals.audit_log",
+        // Nor stretch an emergency grant, nor hide one.
+        "UPDATE referrals.break_glass SET expires_at = now() + interval '1 day'",
+        "DELETE FROM referrals.break_glass",
     ] {
         let err = sqlx::raw_sql(sql).execute(&serving).await.unwrap_err();
         let code = err.as_database_error().and_then(|e| e.code());
@@ -252,6 +259,23 @@ async fn breaking_the_glass_opens_one_family_to_one_person_for_a_while() {
         .grant
         .unwrap();
     assert_eq!(again.name, grant.name, "a retry is the same grant");
+    let replays = app
+        .audit_records()
+        .await
+        .into_iter()
+        .filter(|r| r.subject == "pc-1" && r.method.ends_with("/BreakGlass"))
+        .map(|r| (r.action, r.outcome))
+        .collect::<Vec<_>>();
+    use access_pb::{AccessAction as A, AccessOutcome as O};
+    assert_eq!(
+        replays,
+        [
+            (A::Write, O::Denied),
+            (A::Write, O::Allowed),
+            (A::Read, O::Allowed)
+        ],
+        "the unknown family refused, the grant made, the retry read: each recorded"
+    );
 
     // The officer reads this family, and nothing else; reads only; nobody else.
     let seen = pc.get_referral(get(&made.name)).await.unwrap().into_inner();
@@ -491,10 +515,89 @@ async fn the_dpo_sees_who_saw_a_family_and_what_a_person_saw() {
             .any(|r| r.method.ends_with("/ListFamilyAccess") && r.basis == B::DataProtection as i32),
         "{own:?}"
     );
+    // Each against the family asked about, or none: never every family an answer
+    // mentions, whose own logs would then list this question.
+    for r in &own {
+        let expected: Vec<String> = if r.method.ends_with("/ListFamilyAccess") {
+            vec![made.family_name.clone()]
+        } else {
+            vec![]
+        };
+        assert_eq!(r.families, expected, "{}", r.method);
+    }
 }
 
 /// INVALID_ARGUMENT from the access service, naming exactly these fields.
 #[track_caller]
 fn harness_invalid(status: &tonic::Status, fields: &[&str]) {
     hearth_testkit::harness::assert_invalid(status, "referrals.hearth", fields);
+}
+
+#[tokio::test]
+async fn a_change_is_recorded_on_the_relationship_whose_role_it_needed() {
+    let app = TestApp::spawn().await;
+    // The area's front door takes a referral itself: it is both referrer and area.
+    let made = app
+        .triage()
+        .create_referral(create_request(referral()))
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    app.triage()
+        .accept_referral(pb::AcceptReferralRequest {
+            name: made.name.clone(),
+            request_id: rid(),
+            reason: "Meets the early help threshold".into(),
+        })
+        .await
+        .unwrap();
+    let accepted = app
+        .audit_records()
+        .await
+        .into_iter()
+        .find(|r| r.method.ends_with("/AcceptReferral"))
+        .unwrap();
+    assert_eq!(
+        accepted.basis,
+        access_pb::AccessBasis::ReceivingArea,
+        "a triage decision rests on being the receiving area"
+    );
+}
+
+#[tokio::test]
+async fn migrate_runs_as_the_schemas_owner_only() {
+    let app = TestApp::spawn().await;
+    let vars = app.env.service_vars("referrals").await;
+    let migrate = |without_owner: bool| {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .filter(|(k, _)| !(without_owner && k == "HEARTH_DATABASE_OWNER_URL"))
+            .cloned()
+            .collect();
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_referrals"))
+                .arg("migrate")
+                .env_clear()
+                .envs(vars)
+                .env("RUST_LOG", "error")
+                .output()
+                .await
+                .expect("run referrals migrate");
+            (
+                out.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        }
+    };
+    // As the serving role it would own the audit log: refused, naming the setting.
+    let (ok, out) = migrate(true).await;
+    assert!(!ok && out.contains("HEARTH_DATABASE_OWNER_URL"), "{out}");
+    let (ok, out) = migrate(false).await;
+    assert!(ok && out.contains("migrations applied"), "{out}");
 }
