@@ -18,7 +18,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::access::{self, Parties};
+use crate::domain::access::{self, Actor, Parties};
 use crate::domain::redaction::{self, Resource};
 use crate::domain::{self, Decision, Referral, RuleBroken, Verb, filter, validate};
 use crate::intake::{Create, Intake, IntakeOptions, Outcome, Writers};
@@ -103,12 +103,9 @@ pub struct ReferralsApi {
 /// is now), or the locked referral to change inside `tx`.
 enum Mutation {
     Replay(Box<pb::Referral>),
-    Go {
-        tx: Transaction<'static, Postgres>,
-        referral: Box<Referral>,
-        /// What lets the caller see it.
-        basis: Basis,
-    },
+    /// The transaction, the locked referral, and the relationship the change rests
+    /// on (the one whose role it needs).
+    Go(Transaction<'static, Postgres>, Box<Referral>, Basis),
 }
 
 /// The full method path an audit record names.
@@ -217,11 +214,6 @@ impl ReferralsApi {
         basis: Basis,
         r: &Referral,
     ) -> Record {
-        // A change is recorded on the relationship whose role it needed.
-        let basis = match action {
-            AccessAction::Write => access::acting_basis(caller, parties(r)).unwrap_or(basis),
-            _ => basis,
-        };
         Record::new(caller, &method(m), action, basis).of(
             vec![convert::referral_name(r.id)],
             vec![convert::family_name(r.family_id)],
@@ -311,11 +303,7 @@ impl ReferralsApi {
             None => None,
         };
         match (r, basis) {
-            (Some(r), Some(basis)) => Ok(Mutation::Go {
-                tx,
-                referral: Box::new(r),
-                basis,
-            }),
+            (Some(r), Some(basis)) => Ok(Mutation::Go(tx, Box::new(r), basis)),
             (r, _) => {
                 drop(tx);
                 self.refuse(
@@ -370,30 +358,23 @@ impl ReferralsApi {
         let (reason, decline_reason, destination) = req.details(&mut v);
         v.into_result(())?;
 
-        let (mut tx, mut r, basis) = match self.begin(&caller, &key, id).await? {
+        let (actor, why) = match R::VERB {
+            Verb::Withdraw => (
+                Actor::ForFamily,
+                "withdrawing needs the receiving area's triage role or the referring organisation's referrer role",
+            ),
+            _ => (
+                Actor::AreaTriage,
+                "triage decisions need the receiving area's triage role",
+            ),
+        };
+        let (mut tx, mut r, basis) = match self
+            .begin_change(&caller, &key, id, false, actor, why)
+            .await?
+        {
             Mutation::Replay(r) => return Ok(*r),
-            Mutation::Go {
-                tx,
-                referral,
-                basis,
-            } => (tx, referral, basis),
+            Mutation::Go(tx, r, basis) => (tx, r, basis),
         };
-        let allowed = match R::VERB {
-            Verb::Withdraw => access::can_act_for_family(&caller, parties(&r)),
-            _ => access::is_area_triage(&caller, parties(&r)),
-        };
-        if !allowed {
-            drop(tx);
-            let why = match R::VERB {
-                Verb::Withdraw => {
-                    "withdrawing needs the receiving area's triage role or the referring organisation's referrer role"
-                }
-                _ => "triage decisions need the receiving area's triage role",
-            };
-            return self
-                .lacks_role(&caller, verb_method(R::VERB), &r, why)
-                .await;
-        }
         let consented =
             R::VERB == Verb::Accept && self.assessment_basis(&mut tx, &r, clock::now()).await?;
         let outcome = r.check_decision(R::VERB, consented)?;
@@ -551,25 +532,14 @@ impl ReferralsApi {
         }
         v.into_result(())?;
 
-        let (mut tx, mut r, basis) = match self.begin(&caller, &key, id).await? {
+        let why = "recording contact needs the receiving area's triage role";
+        let (mut tx, mut r, basis) = match self
+            .begin_change(&caller, &key, id, false, Actor::AreaTriage, why)
+            .await?
+        {
             Mutation::Replay(r) => return Ok(*r),
-            Mutation::Go {
-                tx,
-                referral,
-                basis,
-            } => (tx, referral, basis),
+            Mutation::Go(tx, r, basis) => (tx, r, basis),
         };
-        if !access::is_area_triage(&caller, parties(&r)) {
-            drop(tx);
-            return self
-                .lacks_role(
-                    &caller,
-                    "RecordContact",
-                    &r,
-                    "recording contact needs the receiving area's triage role",
-                )
-                .await;
-        }
         r.check_open()?;
         let now = clock::now();
         let mut v = Violations::new();
@@ -611,18 +581,14 @@ impl ReferralsApi {
         };
         v.into_result(())?;
 
-        let (mut tx, mut r, basis) = match self.begin(&caller, &key, id).await? {
+        let why = "recording consent needs the receiving area's triage role or the referring organisation's referrer role";
+        let (mut tx, mut r, basis) = match self
+            .begin_change(&caller, &key, id, false, Actor::ForFamily, why)
+            .await?
+        {
             Mutation::Replay(r) => return Ok(*r),
-            Mutation::Go {
-                tx,
-                referral,
-                basis,
-            } => (tx, referral, basis),
+            Mutation::Go(tx, r, basis) => (tx, r, basis),
         };
-        if !access::can_act_for_family(&caller, parties(&r)) {
-            drop(tx);
-            return self.lacks_role(&caller, "RecordConsent", &r, "recording consent needs the receiving area's triage role or the referring organisation's referrer role").await;
-        }
         r.check_takes_consent()?;
         // The adults it names are checked against the referral.
         let mut v = Violations::new();
@@ -674,18 +640,14 @@ impl ReferralsApi {
         }
         v.into_result(())?;
 
-        let (mut tx, mut r, basis) = match self.begin(&caller, &key, referral_id).await? {
+        let why = "withdrawing consent needs the receiving area's triage role or the referring organisation's referrer role";
+        let (mut tx, mut r, basis) = match self
+            .begin_change(&caller, &key, referral_id, false, Actor::ForFamily, why)
+            .await?
+        {
             Mutation::Replay(r) => return Ok(*r),
-            Mutation::Go {
-                tx,
-                referral,
-                basis,
-            } => (tx, referral, basis),
+            Mutation::Go(tx, r, basis) => (tx, r, basis),
         };
-        if !access::can_act_for_family(&caller, parties(&r)) {
-            drop(tx);
-            return self.lacks_role(&caller, "WithdrawConsent", &r, "withdrawing consent needs the receiving area's triage role or the referring organisation's referrer role").await;
-        }
         let at = match r.consents.iter().find(|c| c.id == consent_id) {
             Some(c) => {
                 let mut v = Violations::new();
@@ -771,26 +733,39 @@ impl ReferralsApi {
         .is_some())
     }
 
-    /// A mutation that may be `validate_only`: a dry run reads the referral (access
-    /// checked, no request id claimed) in a transaction it never commits.
-    async fn begin_or_check(
+    /// The start of every change: claims the request id and locks the referral
+    /// (`begin`), or for a `validate_only` dry run reads it (access checked, no
+    /// request id claimed) in a transaction it never commits; then checks that
+    /// `actor`'s role allows the change. One who sees the referral without that role
+    /// is refused, recorded, with PERMISSION_DENIED (`why`); anyone else got
+    /// NOT_FOUND already.
+    async fn begin_change(
         &self,
         caller: &Caller,
         key: &RequestKey,
         id: Uuid,
         validate_only: bool,
+        actor: Actor,
+        why: &str,
     ) -> Result<Mutation> {
-        if validate_only {
-            let (referral, basis) = self
+        let (tx, r) = if validate_only {
+            let (r, _) = self
                 .read(caller, id, &convert::referral_name(id), key.method)
                 .await?;
-            return Ok(Mutation::Go {
-                tx: self.pool.begin().await?,
-                referral: Box::new(referral),
-                basis,
-            });
+            (self.pool.begin().await?, Box::new(r))
+        } else {
+            match self.begin(caller, key, id).await? {
+                Mutation::Go(tx, r, _) => (tx, r),
+                replay => return Ok(replay),
+            }
+        };
+        match access::acting_basis(caller, parties(&r), actor) {
+            Some(basis) => Ok(Mutation::Go(tx, r, basis)),
+            None => {
+                drop(tx);
+                self.lacks_role(caller, key.method, &r, why).await
+            }
         }
-        self.begin(caller, key, id).await
     }
 
     #[tracing::instrument(skip_all, fields(referral = %req.get_ref().name), err(level = "info"))]
@@ -810,21 +785,14 @@ impl ReferralsApi {
             v.add("parenting_order", "is required");
         }
         v.into_result(())?;
+        let why = "recording a Parenting Order needs the receiving area's triage role or the referring organisation's referrer role";
         let (mut tx, mut r, basis) = match self
-            .begin_or_check(&caller, &key, id, req.validate_only)
+            .begin_change(&caller, &key, id, req.validate_only, Actor::ForFamily, why)
             .await?
         {
             Mutation::Replay(r) => return Ok(*r),
-            Mutation::Go {
-                tx,
-                referral,
-                basis,
-            } => (tx, referral, basis),
+            Mutation::Go(tx, r, basis) => (tx, r, basis),
         };
-        if !access::can_act_for_family(&caller, parties(&r)) {
-            drop(tx);
-            return self.lacks_role(&caller, "RecordParentingOrder", &r, "recording a Parenting Order needs the receiving area's triage role or the referring organisation's referrer role").await;
-        }
         r.check_open()?;
         let mut v = Violations::new();
         let order = validate::parenting_order(
@@ -876,21 +844,14 @@ impl ReferralsApi {
             .unwrap_or_default();
         let id = validate::resource_id(&mut v, "referral.name", &name, "referrals");
         v.into_result(())?;
+        let why = "correcting a family's details needs the receiving area's triage role or the referring organisation's referrer role";
         let (mut tx, mut r, basis) = match self
-            .begin_or_check(&caller, &key, id, req.validate_only)
+            .begin_change(&caller, &key, id, req.validate_only, Actor::ForFamily, why)
             .await?
         {
             Mutation::Replay(r) => return Ok(*r),
-            Mutation::Go {
-                tx,
-                referral,
-                basis,
-            } => (tx, referral, basis),
+            Mutation::Go(tx, r, basis) => (tx, r, basis),
         };
-        if !access::can_act_for_family(&caller, parties(&r)) {
-            drop(tx);
-            return self.lacks_role(&caller, "CorrectFamilyDetails", &r, "correcting a family's details needs the receiving area's triage role or the referring organisation's referrer role").await;
-        }
         let correction = validate::correction(&req, &r, now)?;
         let reason = correction.reason;
         let corrected = r.correct(correction, now);

@@ -38,14 +38,24 @@ pub fn can_act_for_family(caller: &Caller, p: Parties<'_>) -> bool {
         || (caller.organisation == p.referring_org && caller.has(Role::Referrer))
 }
 
-/// The relationship a change is made on, for its audit record: the one whose role
-/// the change needs (the area's triage, else the referring organisation's
-/// referrer), not merely the first the caller holds. `None`: the caller may not
-/// change the referral.
-pub fn acting_basis(caller: &Caller, p: Parties<'_>) -> Option<Basis> {
+/// Who may make a change, of those who see the referral.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// The receiving area's triage role alone: decisions and contacts.
+    AreaTriage,
+    /// The area's triage or the referring organisation's referrer: what a family
+    /// tells whoever they know.
+    ForFamily,
+}
+
+/// The relationship a change by `actor` rests on, for its audit record: the one
+/// whose role the change needs (the area's triage, else the referring
+/// organisation's referrer), not merely the first the caller holds. `None`: the
+/// caller may not make it.
+pub fn acting_basis(caller: &Caller, p: Parties<'_>, actor: Actor) -> Option<Basis> {
     if is_area_triage(caller, p) {
         Some(Basis::ReceivingArea)
-    } else if can_act_for_family(caller, p) {
+    } else if actor == Actor::ForFamily && can_act_for_family(caller, p) {
         Some(Basis::ReferringOrganisation)
     } else {
         None
@@ -88,14 +98,18 @@ mod tests {
             referring_org: "midlothian",
             receiving_area: "midlothian",
         };
+        let triage = caller("midlothian", &[Role::Triage]);
         assert_eq!(
-            acting_basis(&caller("midlothian", &[Role::Triage]), own),
+            acting_basis(&triage, own, Actor::ForFamily),
             Some(Basis::ReceivingArea)
         );
+        let referrer = caller("school", &[Role::Referrer]);
         assert_eq!(
-            acting_basis(&caller("school", &[Role::Referrer]), P),
+            acting_basis(&referrer, P, Actor::ForFamily),
             Some(Basis::ReferringOrganisation)
         );
-        assert_eq!(acting_basis(&caller("school", &[Role::Triage]), P), None);
+        assert_eq!(acting_basis(&referrer, P, Actor::AreaTriage), None);
+        let school_triage = caller("school", &[Role::Triage]);
+        assert_eq!(acting_basis(&school_triage, P, Actor::ForFamily), None);
     }
 }
