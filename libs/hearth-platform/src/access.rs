@@ -17,6 +17,7 @@
 //! admins and data protection officers have no relationship with any family: they see
 //! no family's records through a service's own RPCs.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -120,12 +121,12 @@ impl Access {
         Access {
             schema,
             sql: format!(
-                "SELECT basis FROM {s}.relationships
-                  WHERE family = $1 AND organisation = $2 AND starts_at <= $4
+                "SELECT family, basis FROM {s}.relationships
+                  WHERE family = ANY($1) AND organisation = $2 AND starts_at <= $4
                     AND (ends_at IS NULL OR ends_at > $4)
                  UNION ALL
-                 SELECT 'ACCESS_BASIS_BREAK_GLASS' FROM {s}.break_glass
-                  WHERE family = $1 AND organisation = $2 AND subject = $3 AND expires_at > $4 AND $5"
+                 SELECT family, 'ACCESS_BASIS_BREAK_GLASS' FROM {s}.break_glass
+                  WHERE family = ANY($1) AND organisation = $2 AND subject = $3 AND expires_at > $4 AND $5"
             ),
         }
     }
@@ -150,8 +151,31 @@ impl Access {
         if let Some(b) = local_basis(caller, parties) {
             return Ok(Some(b));
         }
+        let family = family.to_owned();
+        let mut found = self
+            .related(conn, caller, std::slice::from_ref(&family), need, now)
+            .await?;
+        Ok(found.remove(&family))
+    }
+
+    /// The basis on which `caller` may see each of `families` through a relationship
+    /// learnt from events or an emergency grant, in one query (for a list: the
+    /// service's own knowledge, [`local_basis`], is asked first and costs nothing).
+    /// Families with none are absent.
+    pub async fn related(
+        &self,
+        conn: &mut PgConnection,
+        caller: &Caller,
+        families: &[String],
+        need: Need,
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<String, Basis>, sqlx::Error> {
+        let mut found = HashMap::new();
+        if families.is_empty() {
+            return Ok(found);
+        }
         let rows = sqlx::query(&self.sql)
-            .bind(family)
+            .bind(families)
             .bind(&caller.organisation)
             .bind(&caller.subject)
             .bind(now)
@@ -159,13 +183,24 @@ impl Access {
             .fetch_all(&mut *conn)
             .await?;
         use hearth_proto::EnumName as _;
-        let mut found: Vec<Basis> = rows
-            .iter()
-            .filter_map(|r| Basis::from_name(r.get::<&str, _>("basis")))
-            .filter(|b| caller.has_any(roles_for(*b)))
-            .collect();
-        found.sort_by_key(|b| *b as i32);
-        Ok(found.first().copied())
+        for row in &rows {
+            let Some(b) = Basis::from_name(row.get::<&str, _>("basis")) else {
+                continue;
+            };
+            if !caller.has_any(roles_for(b)) {
+                continue;
+            }
+            // Of several, the first in the contract's order.
+            found
+                .entry(row.get::<String, _>("family"))
+                .and_modify(|have: &mut Basis| {
+                    if (b as i32) < (*have as i32) {
+                        *have = b;
+                    }
+                })
+                .or_insert(b);
+        }
+        Ok(found)
     }
 
     /// Records a relationship the service learnt itself (an order it holds), in the
@@ -391,46 +426,26 @@ async fn apply(
 fn enrolment_ref(
     event: &Event,
 ) -> Result<Option<hearth_proto::delivery::EnrolmentRef>, HandleError> {
-    let t = event.ce_type.as_str();
-    let p = &event.payload[..];
-    let r = if delivery::ENROLMENT_OFFERED.is(t) {
-        delivery::ENROLMENT_OFFERED.decode(p).map_err(poison)?.r#ref
-    } else if delivery::ENROLMENT_WAITLISTED.is(t) {
-        delivery::ENROLMENT_WAITLISTED
-            .decode(p)
-            .map_err(poison)?
-            .r#ref
-    } else if delivery::ENROLMENT_ENROLLED.is(t) {
-        delivery::ENROLMENT_ENROLLED
-            .decode(p)
-            .map_err(poison)?
-            .r#ref
-    } else if delivery::ENROLMENT_DECLINED.is(t) {
-        delivery::ENROLMENT_DECLINED
-            .decode(p)
-            .map_err(poison)?
-            .r#ref
-    } else if delivery::ENROLMENT_UPDATED.is(t) {
-        delivery::ENROLMENT_UPDATED.decode(p).map_err(poison)?.r#ref
-    } else if delivery::ENROLMENT_COMPLETED.is(t) {
-        delivery::ENROLMENT_COMPLETED
-            .decode(p)
-            .map_err(poison)?
-            .r#ref
-    } else if delivery::ENROLMENT_DROPPED_OUT.is(t) {
-        delivery::ENROLMENT_DROPPED_OUT
-            .decode(p)
-            .map_err(poison)?
-            .r#ref
-    } else if delivery::ENROLMENT_WITHDRAWN.is(t) {
-        delivery::ENROLMENT_WITHDRAWN
-            .decode(p)
-            .map_err(poison)?
-            .r#ref
-    } else {
-        return Ok(None);
-    };
-    Ok(Some(r.unwrap_or_default()))
+    // Every enrolment event's payload carries the enrolment as `ref`.
+    macro_rules! the_ref_of {
+        ($($kind:ident),+) => {
+            $(if delivery::$kind.is(&event.ce_type) {
+                let e = delivery::$kind.decode(&event.payload[..]).map_err(poison)?;
+                return Ok(Some(e.r#ref.unwrap_or_default()));
+            })+
+        };
+    }
+    the_ref_of!(
+        ENROLMENT_OFFERED,
+        ENROLMENT_WAITLISTED,
+        ENROLMENT_ENROLLED,
+        ENROLMENT_DECLINED,
+        ENROLMENT_UPDATED,
+        ENROLMENT_COMPLETED,
+        ENROLMENT_DROPPED_OUT,
+        ENROLMENT_WITHDRAWN
+    );
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -472,6 +487,29 @@ mod tests {
         assert!(roles_for(Basis::Provider).contains(&Role::Practitioner));
         assert!(!roles_for(Basis::Provider).contains(&Role::Referrer));
         assert!(roles_for(Basis::Role).is_empty());
+    }
+
+    #[test]
+    fn every_enrolment_event_in_the_contract_moves_the_provider_relationship() {
+        for (subject, _) in delivery::EVENTS
+            .iter()
+            .filter(|(s, _)| s.starts_with("hearth.delivery.v1.enrolment."))
+        {
+            let event = Event {
+                id: uuid::Uuid::nil(),
+                subject: subject.to_string(),
+                ce_type: subject.to_string(),
+                source: "//hearth/delivery".into(),
+                resource: "enrolments/e".into(),
+                time: None,
+                traceparent: None,
+                payload: bytes::Bytes::new(),
+            };
+            assert!(
+                matches!(enrolment_ref(&event), Ok(Some(_))),
+                "{subject} is not read for the provider relationship"
+            );
+        }
     }
 
     #[test]

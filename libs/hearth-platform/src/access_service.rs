@@ -143,7 +143,8 @@ impl AccessApi {
         if caller.has(Role::Dpo) {
             return Ok(());
         }
-        self.refuse(caller, method, asked).await?;
+        self.refuse(caller, method, pb::AccessAction::Read, asked)
+            .await?;
         Err(ApiError::denied(
             "ROLE_REQUIRED",
             "the audit log is for the data protection officer (role dpo)",
@@ -231,11 +232,11 @@ impl AccessApi {
             .await?;
         drop(conn);
         if area.as_deref() != Some(caller.organisation.as_str()) {
-            self.deny(
+            self.refuse(
                 &caller,
                 "ListFamilyAccess",
                 pb::AccessAction::Read,
-                &req.family,
+                &asked_about(&req.family, "families"),
             )
             .await?;
             return Err(ApiError::not_found(req.family));
@@ -288,8 +289,13 @@ impl AccessApi {
         let page = self.pager.page::<Position>(&mut v, &query);
         v.into_result(())?;
         if org != caller.organisation {
-            self.refuse(&caller, "ListCallerAccess", "accessRecords")
-                .await?;
+            self.refuse(
+                &caller,
+                "ListCallerAccess",
+                pb::AccessAction::Read,
+                "accessRecords",
+            )
+            .await?;
             return Err(ApiError::denied(
                 "ROLE_REQUIRED",
                 "a data protection officer asks about their own organisation's staff",
@@ -318,39 +324,21 @@ impl AccessApi {
         })
     }
 
-    /// Records the refusal of a call about `asked` (not a family's records).
-    async fn refuse(&self, caller: &Caller, method: &str, asked: &str) -> Result<()> {
-        self.auditor
-            .record(
-                Record::new(
-                    caller,
-                    &format!("{METHOD_PREFIX}{method}"),
-                    pb::AccessAction::Read,
-                    Basis::None,
-                )
-                .of(
-                    vec![asked.to_owned()],
-                    // A question about a family is the family's business.
-                    [asked]
-                        .into_iter()
-                        .filter(|a| a.starts_with("families/"))
-                        .map(str::to_owned)
-                        .collect(),
-                )
-                .denied(),
-            )
-            .await
-    }
-
-    /// Records a refusal (fail closed: unrecorded, the call is UNAVAILABLE).
-    async fn deny(
+    /// Records a refusal (fail closed: unrecorded, the call is UNAVAILABLE). `asked`
+    /// is what the call was about, through [`asked_about`]; a question about a family
+    /// is recorded against it, for its own log.
+    async fn refuse(
         &self,
         caller: &Caller,
         method: &str,
         action: pb::AccessAction,
-        family: &str,
+        asked: &str,
     ) -> Result<()> {
-        let family = asked_about(family, "families");
+        let families = [asked]
+            .into_iter()
+            .filter(|a| a.starts_with("families/"))
+            .map(str::to_owned)
+            .collect();
         self.auditor
             .record(
                 Record::new(
@@ -359,7 +347,7 @@ impl AccessApi {
                     action,
                     Basis::None,
                 )
-                .of(vec![family.clone()], vec![family])
+                .of(vec![asked.to_owned()], families)
                 .denied(),
             )
             .await
@@ -372,8 +360,13 @@ impl AccessApi {
         let caller = self.caller(&req)?;
         let mut req = req.into_inner();
         if !caller.has_any(roles_for(Basis::BreakGlass)) {
-            self.deny(&caller, "BreakGlass", pb::AccessAction::Write, &req.family)
-                .await?;
+            self.refuse(
+                &caller,
+                "BreakGlass",
+                pb::AccessAction::Write,
+                &asked_about(&req.family, "families"),
+            )
+            .await?;
             return Err(ApiError::denied(
                 "ROLE_REQUIRED",
                 "breaking the glass needs a working role (referrer, triage, practitioner or coordinator)",
@@ -409,8 +402,13 @@ impl AccessApi {
         };
         let Some(area) = self.directory.receiving_area(&mut tx, &req.family).await? else {
             drop(tx);
-            self.deny(&caller, "BreakGlass", pb::AccessAction::Write, &req.family)
-                .await?;
+            self.refuse(
+                &caller,
+                "BreakGlass",
+                pb::AccessAction::Write,
+                &asked_about(&req.family, "families"),
+            )
+            .await?;
             return Err(ApiError::not_found(req.family));
         };
         let now = crate::clock::now();

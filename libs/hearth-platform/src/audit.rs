@@ -124,7 +124,6 @@ pub fn schema_sql(schema: &str) -> Vec<String> {
             "CREATE INDEX IF NOT EXISTS audit_log_families ON {s}.audit_log USING gin (families)
                WITH (fastupdate = off)"
         ),
-        format!("ALTER INDEX {s}.audit_log_families SET (fastupdate = off)"),
         // "What did this organisation look at in a period": records arrive in time
         // order, so a block range index narrows a period cheaply.
         format!("CREATE INDEX IF NOT EXISTS audit_log_at ON {s}.audit_log USING brin (at)"),

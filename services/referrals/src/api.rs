@@ -120,6 +120,14 @@ fn parties(r: &Referral) -> Parties<'_> {
     }
 }
 
+/// What the service itself knows of the parties to `r`, for the kit's access model.
+fn local_parties(r: &Referral) -> kit_access::Parties<'_> {
+    kit_access::Parties {
+        referring: Some(&r.referring_org),
+        receiving_area: Some(&r.receiving_area),
+    }
+}
+
 fn caller_of<T>(req: &Request<T>) -> Result<Caller> {
     Ok(Caller::of(req)?)
 }
@@ -152,14 +160,10 @@ impl ReferralsApi {
         r: &Referral,
         need: Need,
     ) -> Result<Option<Basis>> {
-        let parties = kit_access::Parties {
-            referring: Some(&r.referring_org),
-            receiving_area: Some(&r.receiving_area),
-        };
         let family = convert::family_name(r.family_id);
         Ok(self
             .access
-            .basis(conn, caller, &family, parties, need, clock::now())
+            .basis(conn, caller, &family, local_parties(r), need, clock::now())
             .await?)
     }
 
@@ -483,12 +487,26 @@ impl ReferralsApi {
         let only_ids: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
         let referrals = store::load(&mut conn, &only_ids, false).await?;
         // Each referral returned is recorded, with the basis it was seen on: one
-        // record per basis.
+        // record per basis. The service's own knowledge first; the relationships of
+        // the rest in one query.
+        let local: Vec<Option<Basis>> = referrals
+            .iter()
+            .map(|r| kit_access::local_basis(&caller, local_parties(r)))
+            .collect();
+        let others: Vec<String> = referrals
+            .iter()
+            .zip(&local)
+            .filter(|(_, b)| b.is_none())
+            .map(|(r, _)| convert::family_name(r.family_id))
+            .collect();
+        let related = self
+            .access
+            .related(&mut conn, &caller, &others, Need::Read, clock::now())
+            .await?;
         let mut by_basis: Vec<(Basis, Vec<&Referral>)> = Vec::new();
-        for r in &referrals {
-            let b = self
-                .basis(&mut conn, &caller, r, Need::Read)
-                .await?
+        for (r, b) in referrals.iter().zip(local) {
+            let b = b
+                .or_else(|| related.get(&convert::family_name(r.family_id)).copied())
                 .ok_or_else(|| Error::NotFound(convert::referral_name(r.id)))?;
             match by_basis.iter_mut().find(|(x, _)| *x == b) {
                 Some((_, rs)) => rs.push(r),

@@ -16,30 +16,37 @@ fn ago(secs: i64) -> Option<prost_types::Timestamp> {
     now_ts(-secs)
 }
 
-/// `referrals verify-audit` against the app's database, with `seal_key` (the two
-/// settings it needs, and no others); its exit status and everything it printed.
-async fn verify_audit(app: &TestApp, seal_key: &str) -> (bool, String) {
-    let vars = app.env.service_vars("referrals").await;
-    let serving = vars
-        .iter()
-        .find(|(k, _)| k == "HEARTH_DATABASE_URL")
-        .map(|(_, v)| v.clone())
-        .unwrap();
+/// The `referrals` binary run with `command` and only the settings `vars`: its exit
+/// status and everything it printed.
+async fn referrals_command(command: &str, vars: &[(String, String)]) -> (bool, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_referrals"))
-        .arg("verify-audit")
+        .arg(command)
         .env_clear()
-        .env("HEARTH_DATABASE_URL", serving)
-        .env("HEARTH_AUDIT_SEAL_KEY", seal_key)
+        .envs(vars.iter().cloned())
         .env("RUST_LOG", "error")
         .output()
         .await
-        .expect("run referrals verify-audit");
+        .unwrap_or_else(|e| panic!("run referrals {command}: {e}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// `referrals verify-audit` against the app's database, with `seal_key` (the two
+/// settings it needs, and no others).
+async fn verify_audit(app: &TestApp, seal_key: &str) -> (bool, String) {
+    let serving = app
+        .env
+        .service_vars("referrals")
+        .await
+        .into_iter()
+        .find(|(k, _)| k == "HEARTH_DATABASE_URL")
+        .unwrap();
+    let key = ("HEARTH_AUDIT_SEAL_KEY".to_owned(), seal_key.to_owned());
+    referrals_command("verify-audit", &[serving, key]).await
 }
 
 #[tokio::test]
@@ -576,24 +583,7 @@ async fn migrate_runs_as_the_schemas_owner_only() {
             .filter(|(k, _)| !(without_owner && k == "HEARTH_DATABASE_OWNER_URL"))
             .cloned()
             .collect();
-        async move {
-            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_referrals"))
-                .arg("migrate")
-                .env_clear()
-                .envs(vars)
-                .env("RUST_LOG", "error")
-                .output()
-                .await
-                .expect("run referrals migrate");
-            (
-                out.status.success(),
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            )
-        }
+        async move { referrals_command("migrate", &vars).await }
     };
     // As the serving role it would own the audit log: refused, naming the setting.
     let (ok, out) = migrate(true).await;

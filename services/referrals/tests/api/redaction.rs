@@ -173,6 +173,27 @@ async fn every_role_receives_exactly_the_parts_its_row_lists() {
             assert_eq!(got.expect(&what), expected, "{what}");
         }
     }
+
+    // What the docs promise, independent of the table: a practitioner works with
+    // the family without the NHS number; a coordinator arranges places without the
+    // narrative.
+    let as_role = |role| {
+        let mut c = app.client(TEAM_ORG, &[role]);
+        let name = made.name.clone();
+        async move {
+            c.get_referral(pb::GetReferralRequest { name })
+                .await
+                .unwrap()
+                .into_inner()
+                .referral
+                .unwrap()
+        }
+    };
+    let practitioner = as_role(Role::Practitioner).await;
+    let child = &practitioner.family.as_ref().unwrap().children[0];
+    assert!(child.nhs_number.is_empty() && !child.given_name.is_empty());
+    let coordinator = as_role(Role::Coordinator).await;
+    assert!(coordinator.description.is_empty() && coordinator.access_needs.is_some());
 }
 
 #[tokio::test]
