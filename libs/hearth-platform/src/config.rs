@@ -50,6 +50,16 @@ impl Env<fn(&str) -> Option<String>> {
     }
 }
 
+/// Settings given as name-value pairs (tests, and tools that configure a service in
+/// process).
+pub fn env_of(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String> + use<>> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Env::from_fn(move |k| map.get(k).cloned())
+}
+
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     pub fn from_fn(get: F) -> Self {
         Env { get }
@@ -381,14 +391,9 @@ impl ServiceConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Env::from_fn(move |k| map.get(k).cloned())
+        env_of(pairs)
     }
 
     const BASE: &[(&str, &str)] = &[

@@ -189,13 +189,13 @@ pub fn server_config(cfg: &TlsConfig) -> Result<ServerTlsConfig, TlsError> {
         .timeout(HANDSHAKE_TIMEOUT);
     tonic::transport::Server::builder()
         .tls_config(config.clone())
-        .map_err(|e| TlsError::Invalid(causes(&e)))?;
+        .map_err(|e| TlsError::Invalid(error_chain(&e)))?;
     Ok(config)
 }
 
 /// An error and its sources, `: `-separated (tonic's own message is only "transport
-/// error").
-fn causes(err: &dyn std::error::Error) -> String {
+/// error"; a TLS alert is several layers down).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(e) = source {
@@ -320,11 +320,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Env::from_fn(move |k| map.get(k).cloned())
+        crate::config::env_of(pairs)
     }
 
     #[test]

@@ -536,16 +536,7 @@ pub fn assert_transport_error(status: &Status) {
 }
 
 /// An error and its sources, `: `-separated (a TLS alert is several layers down).
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
-}
+pub use hearth_platform::tls::error_chain;
 
 /// Asserts INVALID_ARGUMENT from `domain` with reason `reason` naming exactly
 /// `fields` (in any order).
